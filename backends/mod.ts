@@ -1,0 +1,71 @@
+/**
+ * Backends turn leases into kernel state. This module holds the backend seam and the
+ * type → module registry; each backend lives in its own module, loaded by the config's
+ * `Backend.Type` with a literal dynamic import so `deno compile` includes it.
+ */
+import type { Lease, NetworkConfig, SignalOptions, SubnetManager } from "../subnet/mod.ts";
+import type { Logger } from "../util/log.ts";
+
+/** The host's interface for inter-host traffic and the addresses it advertises (REFERENCE §6.1). */
+export interface ExternalInterface {
+  readonly name: string;
+  readonly index: number;
+  readonly mtu: number;
+  /** IPv4 address on the interface (number), if any. */
+  readonly ifaceAddr?: number;
+  readonly ifaceV6Addr?: bigint;
+  /** Advertised IPv4: `--public-ip`, else `ifaceAddr`. */
+  readonly extAddr?: number;
+  readonly extV6Addr?: bigint;
+}
+
+/** What a backend gets to work with; built once in `main.ts`. */
+export interface BackendDeps {
+  readonly subnetManager: SubnetManager;
+  readonly extIface: ExternalInterface;
+  readonly log: Logger;
+}
+
+/** A network registered by a backend: the lease it holds, its MTU and its data-path loop. */
+export interface Network {
+  readonly lease: Lease;
+  /** The MTU pods should use (`FLANNEL_MTU`). */
+  readonly mtu: number;
+  /** Watches peers and programs the data path until aborted. */
+  run(options?: SignalOptions): Promise<void>;
+}
+
+/** A backend has one job: register the network (set up devices, acquire the lease). */
+export interface Backend {
+  registerNetwork(config: NetworkConfig, options?: SignalOptions): Promise<Network>;
+}
+
+export type BackendFactory = (deps: BackendDeps) => Backend | Promise<Backend>;
+
+/** Raised for a `Backend.Type` no module implements. */
+export class UnknownBackendError extends Error {
+  constructor(type: string) {
+    super(
+      `unknown backend type: ${type} (known types: ${
+        Object.keys(registry).join(", ")
+      }); set "Backend": {"Type": ...} in the network config to one of them`,
+    );
+    this.name = "UnknownBackendError";
+  }
+}
+
+const registry: Record<string, () => Promise<{ default: BackendFactory }>> = {
+  alloc: () => import("./alloc.ts"),
+};
+
+/** The backend type names this build knows. */
+export function knownBackendTypes(): string[] {
+  return Object.keys(registry);
+}
+
+/** Loads the backend module for `type` (case-insensitive) and returns its factory. */
+export async function loadBackend(type: string): Promise<BackendFactory> {
+  const load = registry[type.toLowerCase()];
+  if (!load) throw new UnknownBackendError(type);
+  return (await load()).default;
+}

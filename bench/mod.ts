@@ -1,0 +1,8 @@
+/**
+ * `deno task bench`: every benchmark, each printing its figure as a ratio against a reference
+ * measured in the same run. Figures are printed, never asserted.
+ */
+import { benchStartup } from "./startup.ts";
+
+console.log("benchmark".padEnd(46), "measured".padEnd(34), "ratio".padEnd(14), "target");
+await benchStartup();

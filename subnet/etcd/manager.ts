@@ -1,0 +1,420 @@
+/**
+ * The etcd subnet manager (REFERENCE §3): network config from `<prefix>/config`, leases under
+ * `<prefix>/subnets/<key>` attached to 24 h etcd leases, acquisition, renewal and the all-leases
+ * watch. Talks to etcd only through the `EtcdKV` seam (the JSON-gateway client in production).
+ */
+import { describeError, type Logger } from "../../util/log.ts";
+import { Backoff, isAbort, sleep } from "../../util/abort.ts";
+import { findLeaseByPublicIP, isLeased4, leaseCompatible, pickFreeSubnet } from "../allocate.ts";
+import { ConfigError, parseNetworkConfig } from "../config.ts";
+import { formatIP4, formatIP4Net, formatIP6Net, type IP4Net, type IP6Net } from "../ip.ts";
+import { decodeLeaseAttrs, encodeLeaseAttrs } from "../lease_attrs.ts";
+import {
+  type Lease,
+  type LeaseAttrs,
+  type LeaseEvent,
+  LeaseRevokedError,
+  type LeaseWatchResult,
+  type NetworkConfig,
+  type SignalOptions,
+  type SubnetManager,
+} from "../mod.ts";
+import { formatDuration, LEASE_TTL_SECONDS, RENEW_RETRY_MS, renewDelay } from "../renew.ts";
+import { makeSubnetKey, parseSubnetKey } from "../subnet_key.ts";
+import type { KeyValue, WatchResponse } from "./client.ts";
+
+/** The part of the etcd client the manager uses (the real one is `EtcdClient`). */
+export interface EtcdKV {
+  get(key: string, opts?: SignalOptions): Promise<{ kv?: KeyValue; revision: bigint }>;
+  range(prefix: string, opts?: SignalOptions): Promise<{ kvs: KeyValue[]; revision: bigint }>;
+  put(key: string, value: string, opts?: SignalOptions & { lease?: string }): Promise<bigint>;
+  createIfAbsent(
+    key: string,
+    value: string,
+    opts?: SignalOptions & { lease?: string },
+  ): Promise<boolean>;
+  delete(key: string, opts?: SignalOptions): Promise<number>;
+  grantLease(ttlSeconds: number, opts?: SignalOptions): Promise<{ id: string; ttl: number }>;
+  revokeLease(id: string, opts?: SignalOptions): Promise<void>;
+  leaseTimeToLive(id: string, opts?: SignalOptions): Promise<number>;
+  watch(
+    prefix: string,
+    fromRevision: bigint,
+    opts: SignalOptions & { prefix?: boolean },
+  ): AsyncIterable<WatchResponse>;
+}
+
+export interface EtcdSubnetManagerOptions {
+  /** `--etcd-prefix`, normalised here like Go's `path.Join`. */
+  prefix: string;
+  log: Logger;
+  /** `FLANNEL_SUBNET` / `FLANNEL_IPV6_SUBNET` of the previous subnet.env, for reuse. */
+  previousSubnet?: IP4Net;
+  previousIPv6Subnet?: IP6Net;
+  /** `--subnet-lease-renew-margin` in minutes. */
+  renewMarginMinutes?: number;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** Attempts at creating a lease before giving up (another node may win each race). */
+const ACQUIRE_ATTEMPTS = 10;
+
+/** Go's `path.Join` for an absolute etcd prefix: collapses duplicate and trailing slashes. */
+export function normalizePrefix(prefix: string): string {
+  const parts = prefix.split("/").filter((p) => p !== "" && p !== ".");
+  return "/" + parts.join("/");
+}
+
+interface StoredLease {
+  key: string;
+  kv: KeyValue;
+  lease: Lease;
+}
+
+export class EtcdSubnetManager implements SubnetManager {
+  readonly name: string;
+  #kv: EtcdKV;
+  #log: Logger;
+  #prefix: string;
+  #previous?: IP4Net;
+  #previous6?: IP6Net;
+  #margin: number;
+  #now: () => number;
+  #random: () => number;
+  /** The etcd lease id and key of the own lease, once acquired. */
+  #own?: { key: string; leaseId: string; attrs: LeaseAttrs };
+
+  constructor(kv: EtcdKV, options: EtcdSubnetManagerOptions) {
+    this.#kv = kv;
+    this.#log = options.log;
+    this.#prefix = normalizePrefix(options.prefix);
+    this.#previous = options.previousSubnet;
+    this.#previous6 = options.previousIPv6Subnet;
+    this.#margin = options.renewMarginMinutes ?? 60;
+    this.#now = options.now ?? Date.now;
+    this.#random = options.random ?? Math.random;
+    this.name = `Etcd Local Manager with Previous Subnet: ${
+      this.#previous ? formatIP4Net(this.#previous) : "None"
+    }`;
+  }
+
+  get configKey(): string {
+    return `${this.#prefix}/config`;
+  }
+
+  get subnetsPrefix(): string {
+    return `${this.#prefix}/subnets/`;
+  }
+
+  async getNetworkConfig(options?: SignalOptions): Promise<NetworkConfig> {
+    const { kv } = await this.#kv.get(this.configKey, options);
+    if (!kv) {
+      throw new ConfigError(
+        `flannel config not found in etcd store. Did you create your config using etcdv3 API? ` +
+          `(key "${this.configKey}"; create it with: ETCDCTL_API=3 etcdctl put ${this.configKey} ` +
+          `'{"Network": "10.5.0.0/16", "Backend": {"Type": "vxlan"}}')`,
+      );
+    }
+    try {
+      return parseNetworkConfig(kv.value);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        throw new ConfigError(`${err.message} (in etcd key "${this.configKey}")`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** Lists and decodes every lease; undecodable keys or values are skipped with a warning. */
+  async #listLeases(options?: SignalOptions): Promise<{ leases: StoredLease[]; revision: bigint }> {
+    const { kvs, revision } = await this.#kv.range(this.subnetsPrefix, options);
+    const leases: StoredLease[] = [];
+    for (const kv of kvs) {
+      const lease = this.#decode(kv);
+      if (lease) leases.push({ key: kv.key, kv, lease });
+    }
+    return { leases, revision };
+  }
+
+  #decode(kv: KeyValue, expiration?: number): Lease | undefined {
+    let subnets;
+    try {
+      subnets = parseSubnetKey(kv.key);
+    } catch (err) {
+      this.#log.warn(`Ignoring bad subnet node "${kv.key}": ${describeError(err)}`);
+      return undefined;
+    }
+    try {
+      const attrs = decodeLeaseAttrs(kv.value);
+      return {
+        enableIPv4: true,
+        enableIPv6: subnets.ipv6Subnet !== undefined,
+        subnet: subnets.subnet,
+        ipv6Subnet: subnets.ipv6Subnet,
+        attrs,
+        expiration,
+      };
+    } catch (err) {
+      this.#log.warn(`Ignoring lease "${kv.key}" with a bad value: ${describeError(err)}`);
+      return undefined;
+    }
+  }
+
+  #keyOf(subnet: IP4Net, ipv6Subnet?: IP6Net): string {
+    return this.subnetsPrefix + makeSubnetKey(subnet, ipv6Subnet);
+  }
+
+  async acquireLease(attrs: LeaseAttrs, options?: SignalOptions): Promise<Lease> {
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= ACQUIRE_ATTEMPTS; attempt++) {
+      const config = await this.getNetworkConfig(options);
+      const lease = await this.#tryAcquire(config, attrs, options);
+      if (lease) return lease;
+      lastError = new Error("another node created the same subnet first");
+      this.#log.info(`Subnet collision with another node, retrying (attempt ${attempt})`);
+      await sleep(Math.floor(this.#random() * 100 * attempt), options?.signal);
+      options?.signal?.throwIfAborted();
+    }
+    throw new Error(`failed to acquire lease after ${ACQUIRE_ATTEMPTS} attempts`, {
+      cause: lastError,
+    });
+  }
+
+  /** One pass of §3.5; `undefined` means "lost a creation race, try again". */
+  async #tryAcquire(
+    config: NetworkConfig,
+    attrs: LeaseAttrs,
+    options?: SignalOptions,
+  ): Promise<Lease | undefined> {
+    const { leases } = await this.#listLeases(options);
+    const value = encodeLeaseAttrs(attrs);
+
+    // 3. Reuse by PublicIP.
+    let mine = findLeaseByPublicIP(leases.map((l) => l.lease), attrs.publicIP);
+    while (mine) {
+      const stored = leases.find((l) => l.lease === mine)!;
+      if (leaseCompatible(config, mine)) {
+        this.#log.info(
+          `Found lease (ip: ${formatIP4Net(mine.subnet)} ipv6: ${
+            mine.ipv6Subnet ? formatIP6Net(mine.ipv6Subnet) : "::/0"
+          }) for current IP (${formatIP4(attrs.publicIP)}), reusing`,
+        );
+        return await this.#update(stored, attrs, value, options);
+      }
+      this.#log.info(
+        `Lease (ip: ${formatIP4Net(mine.subnet)}) for current IP (${
+          formatIP4(attrs.publicIP)
+        }) not compatible with current config, deleting`,
+      );
+      await this.#kv.delete(stored.key, options);
+      leases.splice(leases.indexOf(stored), 1);
+      mine = findLeaseByPublicIP(leases.map((l) => l.lease), attrs.publicIP);
+    }
+
+    // 4. Reuse the previous subnet from subnet.env; 5. else pick a free one at random.
+    const current = leases.map((l) => l.lease);
+    let choice: { subnet: IP4Net; ipv6Subnet?: IP6Net } | undefined;
+    if (this.#previous && !isLeased4(current, this.#previous)) {
+      const previous = { subnet: this.#previous, ipv6Subnet: this.#previous6 };
+      if (leaseCompatible(config, { ...previous, enableIPv4: true, enableIPv6: false, attrs })) {
+        choice = previous;
+      } else {
+        this.#log.info(
+          `Found previously leased subnet (${
+            formatIP4Net(this.#previous)
+          }) that is not compatible with the Etcd network config, ignoring`,
+        );
+      }
+    }
+    const { subnet, ipv6Subnet } = choice ?? pickFreeSubnet(config, current, this.#random);
+
+    const key = this.#keyOf(subnet, ipv6Subnet);
+    const grant = await this.#kv.grantLease(LEASE_TTL_SECONDS, options);
+    let created = false;
+    try {
+      created = await this.#kv.createIfAbsent(key, value, { ...options, lease: grant.id });
+    } finally {
+      if (!created) await this.#kv.revokeLease(grant.id).catch(() => {});
+    }
+    if (!created) return undefined;
+    this.#own = { key, leaseId: grant.id, attrs };
+    return {
+      enableIPv4: true,
+      enableIPv6: ipv6Subnet !== undefined,
+      subnet,
+      ipv6Subnet,
+      attrs,
+      expiration: this.#now() + grant.ttl * 1000,
+    };
+  }
+
+  /**
+   * Re-puts an existing lease with our attributes. An ordinary lease moves to a fresh 24 h etcd
+   * lease (and the old one is revoked); a reservation (no etcd lease) stays a reservation.
+   */
+  async #update(
+    stored: StoredLease,
+    attrs: LeaseAttrs,
+    value: string,
+    options?: SignalOptions,
+  ): Promise<Lease> {
+    const reservation = stored.kv.lease === "0";
+    let expiration: number | undefined;
+    let leaseId = "0";
+    if (reservation) {
+      await this.#kv.put(stored.key, value, options);
+    } else {
+      const grant = await this.#kv.grantLease(LEASE_TTL_SECONDS, options);
+      await this.#kv.put(stored.key, value, { ...options, lease: grant.id });
+      await this.#kv.revokeLease(stored.kv.lease).catch(() => {});
+      leaseId = grant.id;
+      expiration = this.#now() + grant.ttl * 1000;
+    }
+    this.#own = { key: stored.key, leaseId, attrs };
+    return { ...stored.lease, attrs, expiration };
+  }
+
+  async *watchLeases(options?: SignalOptions): AsyncIterable<LeaseWatchResult> {
+    const signal = options?.signal;
+    const backoff = new Backoff();
+    while (!signal?.aborted) {
+      // Snapshot (retried until it works: flannel gives up on the first failure).
+      let snap;
+      try {
+        snap = await this.#listLeases(options);
+      } catch (err) {
+        if (isAbort(err, signal)) return;
+        this.#log.error(`could not list leases (retrying): ${describeError(err)}`);
+        await sleep(backoff.next(), signal);
+        continue;
+      }
+      backoff.reset();
+      yield { snapshot: snap.leases.map((l) => l.lease) };
+      let revision = snap.revision + 1n;
+      // Watch from the snapshot, resuming from the last revision after each drop.
+      relist: while (!signal?.aborted) {
+        try {
+          for await (const resp of this.#kv.watch(this.subnetsPrefix, revision, { signal })) {
+            if (resp.compactRevision !== undefined) {
+              this.#log.warn(
+                `Watch of ${this.subnetsPrefix} fell behind compaction (revision ${resp.compactRevision}), re-listing`,
+              );
+              break relist;
+            }
+            backoff.reset();
+            const events = resp.events.flatMap((e): LeaseEvent[] => {
+              const lease = e.type === "put" ? this.#decode(e.kv) : this.#removed(e.kv.key);
+              return lease ? [{ type: e.type === "put" ? "added" : "removed", lease }] : [];
+            });
+            revision = resp.revision + 1n;
+            if (events.length > 0) yield { events };
+          }
+        } catch (err) {
+          if (isAbort(err, signal)) return;
+          this.#log.warn(
+            `Watch of ${this.subnetsPrefix} interrupted (resuming from revision ${revision}): ${
+              describeError(err)
+            }`,
+          );
+        }
+        if (signal?.aborted) return;
+        await sleep(backoff.next(), signal);
+      }
+    }
+  }
+
+  #removed(key: string): Lease | undefined {
+    try {
+      const { subnet, ipv6Subnet } = parseSubnetKey(key);
+      return {
+        enableIPv4: true,
+        enableIPv6: ipv6Subnet !== undefined,
+        subnet,
+        ipv6Subnet,
+        attrs: { publicIP: 0 },
+      };
+    } catch {
+      return undefined;
+    }
+  }
+
+  async completeLease(lease: Lease, options?: SignalOptions): Promise<void> {
+    const signal = options?.signal;
+    const own = this.#own;
+    if (!own) throw new Error("completeLease called before acquireLease");
+    let expiration = lease.expiration;
+    const watchAbort = new AbortController();
+    const onAbort = () => watchAbort.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const revoked = this.#watchOwnKey(own.key, watchAbort.signal);
+    try {
+      while (!signal?.aborted) {
+        const delay = renewDelay(expiration, this.#now(), this.#margin);
+        if (delay !== undefined) {
+          this.#log.info(`Waiting for ${formatDuration(delay)} to renew lease`);
+        }
+        const timer = sleep(delay ?? 2 ** 31 - 1, watchAbort.signal).then(() => "timer" as const);
+        const which = await Promise.race([timer, revoked]);
+        if (which === "revoked") {
+          throw new LeaseRevokedError("Lease has been revoked. Shutting down daemon.");
+        }
+        if (signal?.aborted) return;
+        try {
+          expiration = await this.#renew(own, signal);
+          this.#log.info(`Lease renewed, new expiration: ${new Date(expiration).toISOString()}`);
+        } catch (err) {
+          if (isAbort(err, signal)) return;
+          this.#log.error(`Error renewing lease (trying again in 1 min): ${describeError(err)}`);
+          expiration = this.#now() + RENEW_RETRY_MS + this.#margin * 60_000;
+        }
+      }
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      watchAbort.abort();
+      await revoked.catch(() => {});
+    }
+  }
+
+  /** Grants a fresh 24 h etcd lease, re-puts the own key on it, revokes the old one. */
+  async #renew(own: { key: string; leaseId: string; attrs: LeaseAttrs }, signal?: AbortSignal) {
+    const grant = await this.#kv.grantLease(LEASE_TTL_SECONDS, { signal });
+    await this.#kv.put(own.key, encodeLeaseAttrs(own.attrs), { signal, lease: grant.id });
+    const old = own.leaseId;
+    own.leaseId = grant.id;
+    if (old !== "0") await this.#kv.revokeLease(old).catch(() => {});
+    return this.#now() + grant.ttl * 1000;
+  }
+
+  /**
+   * Resolves "revoked" when the own key is deleted; survives watch drops and compaction
+   * (re-reading the key). Resolves "stopped" when `signal` aborts.
+   */
+  async #watchOwnKey(key: string, signal: AbortSignal): Promise<"revoked" | "stopped"> {
+    const backoff = new Backoff();
+    let revision: bigint | undefined;
+    while (!signal.aborted) {
+      try {
+        if (revision === undefined) {
+          const got = await this.#kv.get(key, { signal });
+          if (!got.kv) return "revoked";
+          revision = got.revision + 1n;
+        }
+        for await (const resp of this.#kv.watch(key, revision, { signal, prefix: false })) {
+          if (resp.compactRevision !== undefined) {
+            revision = undefined;
+            break;
+          }
+          backoff.reset();
+          if (resp.events.some((e) => e.type === "delete" && e.kv.key === key)) return "revoked";
+          revision = resp.revision + 1n;
+        }
+      } catch (err) {
+        if (isAbort(err, signal)) return "stopped";
+        this.#log.warn(`Watch of own lease ${key} interrupted, resuming: ${describeError(err)}`);
+      }
+      await sleep(backoff.next(), signal);
+    }
+    return "stopped";
+  }
+}

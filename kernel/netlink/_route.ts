@@ -1,0 +1,165 @@
+/** RTM_*ROUTE messages ⇄ {@link Route}. */
+import {
+  AF_UNSPEC,
+  Buffer,
+  type NetlinkMessage,
+  parseRtmsg,
+  rt,
+  rtmsg,
+  type StreamData,
+} from "./_codec.ts";
+import { afOf, cidrBytes, ipBytes, ipText, zeroAddress } from "./_text.ts";
+import type { Route, RouteFilter, RouteType } from "./types.ts";
+
+export const RT_TABLE_MAIN = 254;
+const RT_TABLE_COMPAT = 252;
+export const RTPROT_BOOT = 3;
+export const RT_SCOPE_UNIVERSE = 0;
+export const RT_SCOPE_LINK = 253;
+export const RT_SCOPE_NOWHERE = 255;
+export const RTNH_F_ONLINK = 0x4;
+export const RTM_F_CLONED = 0x200;
+
+const routeTypes: Record<RouteType, number> = {
+  unicast: 1,
+  local: 2,
+  broadcast: 3,
+  blackhole: 6,
+  unreachable: 7,
+  prohibit: 8,
+};
+const routeTypeNames = new Map(
+  Object.entries(routeTypes).map(([name, n]) => [n, name as RouteType]),
+);
+
+/** The RTN_* number of a route type. */
+export function routeTypeNumber(type: RouteType | number | undefined): number {
+  if (type === undefined) return 0;
+  return typeof type === "number" ? type : routeTypes[type];
+}
+
+/** Whether `ip route` would give this route `scope link` by default. */
+export function defaultScope(route: Route): number {
+  const type = routeTypeNumber(route.type ?? "unicast");
+  return type === 1 && route.gateway === undefined && !route.onlink
+    ? RT_SCOPE_LINK
+    : RT_SCOPE_UNIVERSE;
+}
+
+/**
+ * Request body for `ip route add|replace|del`. On delete, unset fields are wildcards as with
+ * `ip route del`: any scope, protocol and type.
+ */
+export function encodeRoute(route: Route, op: "set" | "delete"): [Buffer, StreamData] {
+  const dst = cidrBytes(route.dst);
+  const table = route.table ?? RT_TABLE_MAIN;
+  const attrs: rt.RouteAttrs = { table };
+  if (dst.prefixLen > 0) attrs.dst = dst.bytes;
+  if (route.gateway !== undefined) {
+    const gw = ipBytes(route.gateway);
+    if (gw.family !== dst.family) {
+      throw new TypeError(
+        `Cannot route ${route.dst} via ${route.gateway}: the gateway's family differs`,
+      );
+    }
+    attrs.gateway = gw.bytes;
+  }
+  if (route.index !== undefined) attrs.oif = route.index;
+  if (route.metric !== undefined) attrs.priority = route.metric;
+  if (route.src !== undefined) attrs.prefsrc = ipBytes(route.src).bytes;
+  const set = op === "set";
+  const header = rtmsg({
+    family: afOf(dst.family),
+    dstLen: dst.prefixLen,
+    srcLen: 0,
+    tos: 0,
+    table: table < 256 ? table : RT_TABLE_COMPAT,
+    protocol: route.protocol ?? (set ? RTPROT_BOOT : 0),
+    scope: route.scope ?? (set ? defaultScope(route) : RT_SCOPE_NOWHERE),
+    type: routeTypeNumber(route.type ?? (set ? "unicast" : undefined)),
+    flags: route.onlink ? RTNH_F_ONLINK : 0,
+  });
+  return [header, rt.formatRouteAttrs(attrs)];
+}
+
+/** Request body for a route dump narrowed in the kernel (strict checking) by table, proto, dev. */
+export function encodeRouteDump(filter: RouteFilter): [Buffer, StreamData] {
+  const table = filter.table ?? RT_TABLE_MAIN;
+  const attrs: rt.RouteAttrs = {};
+  if (table !== 0) attrs.table = table;
+  if (filter.index !== undefined) attrs.oif = filter.index;
+  const header = rtmsg({
+    family: filter.family ? afOf(filter.family) : AF_UNSPEC,
+    dstLen: 0,
+    srcLen: 0,
+    tos: 0,
+    table: table < 256 ? table : RT_TABLE_COMPAT,
+    protocol: filter.protocol ?? 0,
+    scope: 0,
+    type: 0,
+    flags: 0,
+  });
+  return [header, rt.formatRouteAttrs(attrs)];
+}
+
+/** Request body for `ip route get ADDR`. */
+export function encodeRouteGet(dst: string): [Buffer, StreamData] {
+  const ip = ipBytes(dst);
+  const header = rtmsg({
+    family: afOf(ip.family),
+    dstLen: ip.family === 4 ? 32 : 128,
+    srcLen: 0,
+    tos: 0,
+    table: 0,
+    protocol: 0,
+    scope: 0,
+    type: 0,
+    flags: 0,
+  });
+  return [header, rt.formatRouteAttrs({ dst: ip.bytes })];
+}
+
+/** Decoded route plus the header bits callers of the decoder filter on. */
+export interface DecodedRoute {
+  route: Route;
+  cloned: boolean;
+}
+
+/** Decodes an RTM_NEWROUTE / RTM_DELROUTE payload; undefined for non-IP families. */
+export function decodeRoute(msg: NetlinkMessage): DecodedRoute | undefined {
+  const h = parseRtmsg(msg.data);
+  if (h.family !== 2 && h.family !== 10) return undefined;
+  const family = h.family === 2 ? 4 : 6;
+  const attrs = rt.parseRouteAttrs(msg.data.subarray(12));
+  const dst = attrs.dst ?? zeroAddress(family);
+  const route: Route = {
+    dst: `${ipText(dst)}/${h.dstLen}`,
+    ...(attrs.gateway ? { gateway: ipText(attrs.gateway) } : {}),
+    ...(attrs.oif !== undefined ? { index: attrs.oif } : {}),
+    ...((h.flags & RTNH_F_ONLINK) !== 0 ? { onlink: true } : {}),
+    table: attrs.table ?? h.table,
+    protocol: h.protocol,
+    scope: h.scope,
+    type: routeTypeNames.get(h.type) ?? h.type,
+    metric: attrs.priority ?? 0,
+    ...(attrs.prefsrc ? { src: ipText(attrs.prefsrc) } : {}),
+  };
+  return { route, cloned: (h.flags & RTM_F_CLONED) !== 0 };
+}
+
+/** Whether a decoded route passes `filter` (the kernel filters too; this makes it exact). */
+export function routeMatches(route: Route, filter: RouteFilter): boolean {
+  const table = filter.table ?? RT_TABLE_MAIN;
+  if (table !== 0 && route.table !== table) return false;
+  if (filter.protocol !== undefined && route.protocol !== filter.protocol) return false;
+  if (filter.index !== undefined && route.index !== filter.index) return false;
+  if (filter.family !== undefined && route.dst.includes(":") !== (filter.family === 6)) {
+    return false;
+  }
+  if (filter.dst !== undefined) {
+    const want = cidrBytes(filter.dst);
+    const have = cidrBytes(route.dst);
+    if (want.prefixLen !== have.prefixLen || !want.bytes.equals(have.bytes)) return false;
+  }
+  return true;
+}

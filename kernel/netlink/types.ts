@@ -239,7 +239,10 @@ export interface Netlink {
   fdbs(index?: number): Promise<Fdb[]>;
   /** `bridge fdb replace MAC dev IDX dst IP self permanent`. */
   fdbReplace(fdb: Fdb): Promise<void>;
-  /** `bridge fdb del MAC dev IDX [dst IP] self`; NotFoundError if absent. */
+  /**
+   * `bridge fdb del MAC dev IDX [dst IP] self`; NotFoundError if the MAC is absent. With `dst`
+   * only that remote is removed, and the kernel silently ignores a `dst` the entry lacks.
+   */
   fdbDelete(fdb: Fdb): Promise<void>;
   /**
    * `ip monitor`: change notifications for `groups` until `signal` aborts. Membership starts

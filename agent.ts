@@ -5,6 +5,7 @@
  * Every dependency comes in through `AgentDeps`, so tests drive it without a real host.
  */
 import type { Backend, BackendFactory, ExternalInterface } from "./backends/mod.ts";
+import type { Netlink } from "./kernel/netlink/types.ts";
 import { ConfigError } from "./subnet/config.ts";
 import { LeaseRevokedError, type NetworkConfig, type SubnetManager } from "./subnet/mod.ts";
 import { formatIP4Net } from "./subnet/ip.ts";
@@ -14,6 +15,8 @@ import { describeError, type Logger } from "./util/log.ts";
 
 export interface AgentDeps {
   readonly manager: SubnetManager;
+  /** Kernel access handed to the backend. */
+  readonly netlink: Netlink;
   readonly log: Logger;
   /** Chooses the external interface once the config (and so the IP stack) is known. */
   selectInterface(config: NetworkConfig): Promise<ExternalInterface>;
@@ -86,7 +89,7 @@ export async function runAgent(deps: AgentDeps, opts: AgentOptions): Promise<voi
   let backend: Backend;
   try {
     const factory = await deps.loadBackend(config.backendType);
-    backend = await factory({ subnetManager: deps.manager, extIface, log });
+    backend = await factory({ subnetManager: deps.manager, netlink: deps.netlink, extIface, log });
   } catch (err) {
     throw new AgentError(`Error fetching backend: ${describeError(err)}`, { cause: err });
   }

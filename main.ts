@@ -11,6 +11,7 @@ import { loadBackend } from "./backends/mod.ts";
 import { FlagError } from "./cli/flags.ts";
 import { parseOptions, redactedOptions, usage, validateOptions } from "./cli/options.ts";
 import { defaultRouteInterface, hostInterfaces } from "./kernel/iface.ts";
+import { openNetlink } from "./kernel/netlink/mod.ts";
 import { EtcdClient, EtcdUnavailableError } from "./subnet/etcd/client.ts";
 import { EtcdSubnetManager } from "./subnet/etcd/manager.ts";
 import { readPreviousSubnets, writeSubnetFile } from "./subnet/subnet_env.ts";
@@ -109,9 +110,11 @@ async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);
 
+  const netlink = openNetlink();
   try {
     await runAgent({
       manager,
+      netlink,
       log,
       selectInterface: async (config) =>
         selectExternalInterface(await hostInterfaces(), {
@@ -137,6 +140,7 @@ async function main(args: string[]): Promise<number> {
     return 1;
   } finally {
     client.close();
+    netlink.close();
     Deno.removeSignalListener("SIGTERM", onSignal);
     Deno.removeSignalListener("SIGINT", onSignal);
   }

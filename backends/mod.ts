@@ -5,6 +5,7 @@
  */
 import type { Lease, NetworkConfig, SignalOptions, SubnetManager } from "../subnet/mod.ts";
 import type { Logger } from "../util/log.ts";
+import type { Netlink } from "../kernel/netlink/types.ts";
 
 /** The host's interface for inter-host traffic and the addresses it advertises (REFERENCE §6.1). */
 export interface ExternalInterface {
@@ -24,6 +25,8 @@ export interface BackendDeps {
   readonly subnetManager: SubnetManager;
   readonly extIface: ExternalInterface;
   readonly log: Logger;
+  /** Kernel access (rtnetlink); the in-memory fake in tests. */
+  readonly netlink: Netlink;
 }
 
 /** A network registered by a backend: the lease it holds, its MTU and its data-path loop. */
@@ -56,6 +59,7 @@ export class UnknownBackendError extends Error {
 
 const registry: Record<string, () => Promise<{ default: BackendFactory }>> = {
   alloc: () => import("./alloc.ts"),
+  "host-gw": () => import("./host_gw.ts"),
 };
 
 /** The backend type names this build knows. */

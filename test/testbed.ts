@@ -10,7 +10,7 @@
  *   host ns "<id>h1" ─┘ eth0 10.199.K.1 ── cni0 (FLANNEL_SUBNET) ── pod ns "<id>h1p1" eth0 .2
  */
 import { AgentProcess } from "./agent_process.ts";
-import { startEtcd } from "./etcd_server.ts";
+import { type EtcdServer, startEtcd } from "./etcd_server.ts";
 
 export const IS_ROOT = Deno.uid() === 0;
 
@@ -162,7 +162,7 @@ export class TestBed implements AsyncDisposable {
   readonly hosts: Host[] = [];
   readonly namespaces: string[] = [];
   etcdEndpoint = "";
-  #etcd?: AsyncDisposable & { endpoint: string };
+  #etcd?: EtcdServer;
   #rootVeth = "";
   #dir = "";
 
@@ -267,7 +267,7 @@ export class TestBed implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await Promise.allSettled(this.hosts.map((h) => h.agent?.[Symbol.asyncDispose]()));
-    await this.#etcd?.[Symbol.asyncDispose]().catch(() => {});
+    await Promise.resolve(this.#etcd?.[Symbol.asyncDispose]()).catch(() => {});
     for (const ns of [...this.namespaces].reverse()) {
       await sh(["ip", "netns", "del", ns], { check: false });
     }

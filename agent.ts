@@ -139,6 +139,8 @@ export async function runAgent(deps: AgentDeps, opts: AgentOptions): Promise<voi
 
   try {
     await deps.manager.completeLease(lease, { signal });
+    // A manager without renewal (Kubernetes) returns at once; keep serving until asked to stop.
+    while (!signal.aborted) await sleep(86_400_000, signal);
   } catch (err) {
     if (err instanceof LeaseRevokedError) {
       log.info("Lease has been revoked. Shutting down daemon.");

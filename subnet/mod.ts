@@ -90,6 +90,16 @@ export interface SubnetManager {
    * `LeaseRevokedError` when the lease is deleted out from under us.
    */
   completeLease(lease: Lease, options?: SignalOptions): Promise<void>;
+  /**
+   * Addresses the datastore pins for this node (kube: `node-public-ip` / `node-public-ipv6`
+   * annotations); they override `--public-ip` / `--public-ipv6`. Absent in etcd mode.
+   */
+  storedPublicIPs?(options?: SignalOptions): Promise<{ ipv4?: string; ipv6?: string }>;
+  /**
+   * The VTEP MACs this node advertised before (kube: from its own `backend-data` annotations), so
+   * a recreated vxlan device keeps its MAC. Absent in etcd mode.
+   */
+  storedMacAddresses?(options?: SignalOptions): Promise<{ v4?: string; v6?: string }>;
 }
 
 /** The own lease was deleted by someone else: flannel logs and exits 0. */

@@ -60,6 +60,8 @@ export class UnknownBackendError extends Error {
 const registry: Record<string, () => Promise<{ default: BackendFactory }>> = {
   alloc: () => import("./alloc.ts"),
   "host-gw": () => import("./host_gw.ts"),
+  udp: () => import("./udp/mod.ts"),
+  vxlan: () => import("./vxlan/mod.ts"),
 };
 
 /** The backend type names this build knows. */

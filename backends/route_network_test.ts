@@ -30,7 +30,7 @@ function recordingLogger(): Logger & { lines: string[] } {
   };
 }
 
-async function setup(reconcileIntervalMs = 60_000, eventQueueLimit?: number) {
+function setup(reconcileIntervalMs = 60_000, eventQueueLimit?: number) {
   const netlink = new FakeNetlink({ eventQueueLimit });
   const eth0 = netlink.seedLink("eth0", { mtu: 1500, addresses: ["192.168.1.10/24"] });
   const own = lease("10.100.1.0/24", "192.168.1.10");
@@ -82,7 +82,7 @@ async function setup(reconcileIntervalMs = 60_000, eventQueueLimit?: number) {
 }
 
 Deno.test("RouteNetwork installs a route per peer lease and removes it with the lease", async () => {
-  await using s = await setup();
+  await using s = setup();
   s.manager.push({
     snapshot: [lease("10.100.2.0/24", "192.168.1.11"), lease("10.100.3.0/24", "192.168.1.12")],
   });
@@ -98,7 +98,7 @@ Deno.test("RouteNetwork installs a route per peer lease and removes it with the 
 });
 
 Deno.test("RouteNetwork replaces a route whose gateway changed (one route, new gateway)", async () => {
-  await using s = await setup();
+  await using s = setup();
   s.manager.push({ snapshot: [lease("10.100.2.0/24", "192.168.1.11")] });
   await s.passesAfter(1);
   s.manager.push({ events: [{ type: "added", lease: lease("10.100.2.0/24", "192.168.1.99") }] });
@@ -107,7 +107,7 @@ Deno.test("RouteNetwork replaces a route whose gateway changed (one route, new g
 });
 
 Deno.test("RouteNetwork ignores leases of other backends and never routes its own", async () => {
-  await using s = await setup();
+  await using s = setup();
   s.manager.push({
     snapshot: [
       lease("10.100.1.0/24", "192.168.1.10"),
@@ -120,7 +120,7 @@ Deno.test("RouteNetwork ignores leases of other backends and never routes its ow
 });
 
 Deno.test("RouteNetwork removes stale routes of a previous run but never foreign ones", async () => {
-  await using s = await setup();
+  await using s = setup();
   const eth0 = s.eth0.index;
   await s.netlink.external.routeReplace({
     dst: "10.100.9.0/24",
@@ -141,7 +141,7 @@ Deno.test("RouteNetwork removes stale routes of a previous run but never foreign
 });
 
 Deno.test("RouteNetwork restores a route deleted behind its back without waiting for the timer", async () => {
-  await using s = await setup(60_000);
+  await using s = setup(60_000);
   s.manager.push({ snapshot: [lease("10.100.2.0/24", "192.168.1.11")] });
   await s.passesAfter(1);
   await s.netlink.external.routeDelete({
@@ -155,7 +155,7 @@ Deno.test("RouteNetwork restores a route deleted behind its back without waiting
 });
 
 Deno.test("RouteNetwork corrects a route changed behind its back", async () => {
-  await using s = await setup(60_000);
+  await using s = setup(60_000);
   s.manager.push({ snapshot: [lease("10.100.2.0/24", "192.168.1.11")] });
   await s.passesAfter(1);
   await s.netlink.external.routeReplace({
@@ -170,7 +170,7 @@ Deno.test("RouteNetwork corrects a route changed behind its back", async () => {
 
 Deno.test("RouteNetwork reconciles everything after a lost-notification resync", async () => {
   // Queue limit 0: every notification overflows, so the network only ever sees "resync".
-  await using s = await setup(60_000, 0);
+  await using s = setup(60_000, 0);
   s.manager.push({ snapshot: [lease("10.100.2.0/24", "192.168.1.11")] });
   await s.passesAfter(1);
   await s.netlink.external.routeDelete({
@@ -184,7 +184,7 @@ Deno.test("RouteNetwork reconciles everything after a lost-notification resync",
 });
 
 Deno.test("RouteNetwork re-adds missing routes on its timer", async () => {
-  await using s = await setup(30);
+  await using s = setup(30);
   s.manager.push({ snapshot: [lease("10.100.2.0/24", "192.168.1.11")] });
   await s.passesAfter(1);
   s.netlink.failNext("routeReplace", 101, 1); // ENETUNREACH once
@@ -200,7 +200,7 @@ Deno.test("RouteNetwork re-adds missing routes on its timer", async () => {
 });
 
 Deno.test("RouteNetwork keeps serving the other peers when one route cannot be installed", async () => {
-  await using s = await setup();
+  await using s = setup();
   // 10.0.0.1 is not on-link: the kernel (and the fake) refuse the gateway.
   s.manager.push({
     snapshot: [lease("10.100.2.0/24", "10.0.0.1"), lease("10.100.3.0/24", "192.168.1.12")],

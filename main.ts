@@ -11,7 +11,7 @@ import { loadBackend } from "./backends/mod.ts";
 import { FlagError } from "./cli/flags.ts";
 import { parseOptions, redactedOptions, usage, validateOptions } from "./cli/options.ts";
 import { defaultRouteInterface, hostInterfaces } from "./kernel/iface.ts";
-import { openNetlink } from "./kernel/netlink/mod.ts";
+import { type Netlink, openNetlink } from "./kernel/netlink/mod.ts";
 import { EtcdClient, EtcdUnavailableError } from "./subnet/etcd/client.ts";
 import { EtcdSubnetManager } from "./subnet/etcd/manager.ts";
 import { readPreviousSubnets, writeSubnetFile } from "./subnet/subnet_env.ts";
@@ -21,7 +21,6 @@ import { VERSION } from "./version.ts";
 
 /** Flags accepted for compatibility whose behaviour is not implemented yet (logged when set). */
 const NOT_IMPLEMENTED = new Set([
-  "iface-can-reach",
   "ip-masq",
   "ip-masq-fully-random-disable",
   "kube-api-url",
@@ -37,6 +36,16 @@ const NOT_IMPLEMENTED = new Set([
   "vmodule",
   "log_backtrace_at",
 ]);
+
+/** `ip route get TARGET`: which interface and source address reach `--iface-can-reach`. */
+async function resolveCanReach(netlink: Netlink, target: string) {
+  try {
+    const route = await netlink.routeGet(target);
+    return { target, index: route?.index, src: route?.src };
+  } catch {
+    return { target };
+  }
+}
 
 async function main(args: string[]): Promise<number> {
   const argv0 = "flanneld";
@@ -122,6 +131,7 @@ async function main(args: string[]): Promise<number> {
           ifaceRegex: o.ifaceRegex,
           publicIP: o.publicIP,
           publicIPv6: o.publicIPv6,
+          canReach: o.ifaceCanReach ? await resolveCanReach(netlink, o.ifaceCanReach) : undefined,
           defaultInterface: await defaultRouteInterface(config.enableIPv4 ? 4 : 6),
           ipv4: config.enableIPv4,
           ipv6: config.enableIPv6,

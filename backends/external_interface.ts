@@ -14,6 +14,8 @@ export interface SelectionOptions {
   /** `--public-ip` (may be empty). */
   publicIP: string;
   publicIPv6: string;
+  /** `--iface-can-reach`, resolved by `ip route get`: the output interface and source address. */
+  canReach?: { target: string; index?: number; src?: string };
   /** Name of the interface holding the default route, if any. */
   defaultInterface?: string;
   ipv4: boolean;
@@ -92,7 +94,7 @@ export function selectExternalInterface(
   log: Logger,
 ): ExternalInterface {
   let found: [HostInterface, string | undefined] | undefined;
-  if (opts.iface.length === 0 && opts.ifaceRegex.length === 0) {
+  if (opts.iface.length === 0 && opts.ifaceRegex.length === 0 && !opts.canReach) {
     const ip = opts.publicIP || (opts.ipv4 ? "" : opts.publicIPv6);
     if (ip) {
       found = byIface(ip, ifaces, opts);
@@ -126,12 +128,23 @@ export function selectExternalInterface(
       if (found) break;
       log.warn(`Could not find valid interface matching ${pattern}`);
     }
+    if (!found && opts.canReach) {
+      const { target, index, src } = opts.canReach;
+      const i = ifaces.find((i) => i.index === index);
+      if (i) {
+        found = src && (i.ipv4.includes(src) || i.ipv6.includes(src))
+          ? [i, src]
+          : withAddress(i, opts);
+      } else log.warn(`Could not find valid interface matching ${target}`);
+    }
     if (!found) {
       throw new InterfaceNotFoundError(
         `Failed to find interface to use that matches the interfaces and/or regexes provided ` +
           `(--iface ${JSON.stringify(opts.iface)}, --iface-regex ${
             JSON.stringify(opts.ifaceRegex)
-          }); interfaces: ${describeInterfaces(ifaces)}`,
+          }${opts.canReach ? `, --iface-can-reach ${opts.canReach.target}` : ""}); interfaces: ${
+            describeInterfaces(ifaces)
+          }`,
       );
     }
   }

@@ -93,3 +93,33 @@ Deno.test("selectExternalInterface() explains a miss with the interfaces it saw"
     );
   });
 });
+
+Deno.test("selectExternalInterface() honours --iface-can-reach after --iface and --iface-regex", async (t) => {
+  await t.step("the route's interface and source address", () => {
+    const e = selectExternalInterface(ifaces, {
+      ...base,
+      canReach: { target: "10.0.0.99", index: 3, src: "10.0.0.6" },
+    }, silentLogger);
+    assert.equal(e.name, "eth1");
+    assert.equal(e.extAddr, parseIP4("10.0.0.6"));
+  });
+  await t.step("an --iface match wins over it", () => {
+    const e = selectExternalInterface(ifaces, {
+      ...base,
+      iface: ["eth0"],
+      canReach: { target: "10.0.0.99", index: 3 },
+    }, silentLogger);
+    assert.equal(e.name, "eth0");
+  });
+  await t.step("an unreachable target is named in the error", () => {
+    assert.throws(
+      () =>
+        selectExternalInterface(
+          ifaces,
+          { ...base, canReach: { target: "203.0.113.1" } },
+          silentLogger,
+        ),
+      /--iface-can-reach 203\.0\.113\.1/,
+    );
+  });
+});

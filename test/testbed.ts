@@ -180,6 +180,7 @@ export class TestBed implements AsyncDisposable {
   static async create(opts: TestBedOptions): Promise<TestBed> {
     const k = await freeBedNumber();
     const bed = new TestBed(`ft${k}`, k, opts.prefix ?? "/coreos.com/network");
+    trackForInterrupt(bed);
     try {
       await bed.#build(opts);
     } catch (err) {
@@ -266,6 +267,7 @@ export class TestBed implements AsyncDisposable {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
+    liveBeds.delete(this);
     await Promise.allSettled(this.hosts.map((h) => h.agent?.[Symbol.asyncDispose]()));
     await Promise.resolve(this.#etcd?.[Symbol.asyncDispose]()).catch(() => {});
     for (const ns of [...this.namespaces].reverse()) {
@@ -274,6 +276,24 @@ export class TestBed implements AsyncDisposable {
     if (this.#rootVeth) await sh(["ip", "link", "del", this.#rootVeth], { check: false });
     if (this.#dir) await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
   }
+}
+
+const liveBeds = new Set<TestBed>();
+
+/** Ctrl-C or SIGTERM tears down every live test bed before the process exits. */
+function trackForInterrupt(bed: TestBed): void {
+  if (liveBeds.size === 0) {
+    const onSignal = async () => {
+      Deno.removeSignalListener("SIGINT", onSignal);
+      Deno.removeSignalListener("SIGTERM", onSignal);
+      console.error("interrupted: tearing down the test bed");
+      await Promise.allSettled([...liveBeds].map((b) => b[Symbol.asyncDispose]()));
+      Deno.exit(130);
+    };
+    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
+  }
+  liveBeds.add(bed);
 }
 
 /** A test-bed number no other live test bed uses (its namespaces and root veth are absent). */

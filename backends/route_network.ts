@@ -65,6 +65,7 @@ export class RouteNetwork implements Network {
   readonly #failing = new Map<string, string>();
   #synced = false;
   #pending?: Promise<void>;
+  #serial: Promise<void> = Promise.resolve();
   #dirty = false;
 
   constructor(options: RouteNetworkOptions) {
@@ -92,13 +93,66 @@ export class RouteNetwork implements Network {
     const watcher = new LeaseWatcher(this.lease);
     for await (const result of this.#o.manager.watchLeases({ signal })) {
       const batch = watcher.apply(result);
-      this.#applyBatch(batch);
-      if (result.snapshot) this.#synced = true;
-      await this.reconcile();
+      const changes = this.#applyBatch(batch);
+      if (result.snapshot) {
+        // A (re-)list: compare everything, and remove routes of leases that are gone.
+        this.#synced = true;
+        await this.reconcile();
+      } else {
+        await this.#exclusive(() => this.#applyChanges(changes));
+      }
     }
   }
 
-  #applyBatch(batch: readonly LeaseEvent[]): void {
+  /** Runs kernel-changing work one piece at a time. */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#serial.then(fn);
+    this.#serial = run.then(() => {}, () => {});
+    return run;
+  }
+
+  /** Replaces and deletes exactly the routes a batch of events changed (no full dump). */
+  async #applyChanges(changes: { replace: Route[]; remove: Route[] }): Promise<void> {
+    let replaced = 0, deleted = 0, failed = 0;
+    for (const route of changes.remove) {
+      try {
+        await this.#o.netlink.routeDelete(route);
+        deleted++;
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) {
+          failed++;
+          this.#o.log.error(`Failed to delete route ${route.dst}: ${describeError(err)}`);
+        }
+      }
+    }
+    for (const route of changes.replace) {
+      if (await this.#replace(route)) replaced++;
+      else failed++;
+    }
+    this.#o.onReconciled?.({ replaced, deleted, failed });
+  }
+
+  /** `ip route replace`; a failure is logged once per distinct error and retried later. */
+  async #replace(route: Route, current?: Route): Promise<boolean> {
+    const { netlink, log } = this.#o;
+    try {
+      await netlink.routeReplace(route);
+      this.#failing.delete(route.dst);
+      if (current) log.info(`Route to ${route.dst} corrected (was via ${current.gateway})`);
+      else log.v(2, `Route to ${route.dst} via ${route.gateway} installed`);
+      return true;
+    } catch (err) {
+      const text = describeError(err);
+      if (this.#failing.get(route.dst) !== text) {
+        log.error(`Failed to add route ${route.dst} via ${route.gateway}: ${text}`);
+        this.#failing.set(route.dst, text);
+      }
+      return false;
+    }
+  }
+
+  #applyBatch(batch: readonly LeaseEvent[]): { replace: Route[]; remove: Route[] } {
+    const replace: Route[] = [], remove: Route[] = [];
     const { log, backendType } = this.#o;
     for (const [i, event] of batch.entries()) {
       log.v(2, `Batch elem [${i}] is { ${event.type} ${describeLease(event.lease)} }`);
@@ -108,16 +162,24 @@ export class RouteNetwork implements Network {
         continue;
       }
       const dst = formatIP4Net(lease.subnet);
+      const old = this.#desired.get(dst);
       if (event.type === "removed") {
-        if (this.#desired.delete(dst)) log.info(`Subnet removed: ${dst}`);
+        if (old) {
+          this.#desired.delete(dst);
+          remove.push(old);
+          log.info(`Subnet removed: ${dst}`);
+        }
         this.#failing.delete(dst);
         continue;
       }
       const route = this.#o.routeFor(lease);
       if (!route) continue;
-      this.#desired.set(dst, { ...route, protocol: ROUTE_PROTOCOL });
+      const want = { ...route, protocol: ROUTE_PROTOCOL };
+      this.#desired.set(dst, want);
+      replace.push(want);
       log.info(`Subnet added: ${dst} via ${route.gateway ?? route.index}`);
     }
+    return { replace, remove };
   }
 
   /**
@@ -133,7 +195,7 @@ export class RouteNetwork implements Network {
     this.#pending = (async () => {
       do {
         this.#dirty = false;
-        await this.#reconcileOnce().catch((err) =>
+        await this.#exclusive(() => this.#reconcileOnce()).catch((err) =>
           this.#o.log.error(`Route reconciliation failed: ${describeError(err)}`)
         );
       } while (this.#dirty);
@@ -152,20 +214,8 @@ export class RouteNetwork implements Network {
         this.#failing.delete(dst);
         continue;
       }
-      try {
-        await netlink.routeReplace(route);
-        replaced++;
-        this.#failing.delete(dst);
-        if (current) log.info(`Route to ${dst} corrected (was via ${current.gateway})`);
-        else log.v(2, `Route to ${dst} via ${route.gateway} installed`);
-      } catch (err) {
-        failed++;
-        const text = describeError(err);
-        if (this.#failing.get(dst) !== text) {
-          log.error(`Failed to add route ${dst} via ${route.gateway}: ${text}`);
-          this.#failing.set(dst, text);
-        }
-      }
+      if (await this.#replace(route, current)) replaced++;
+      else failed++;
     }
     if (this.#synced) {
       for (const route of kernel) {

@@ -1,0 +1,207 @@
+/**
+ * The udp backend's network (REFERENCE §6.4): runs the data path, keeps the peer table in step
+ * with lease events, logs drops at most once per reason per interval, and puts the overlay route
+ * back if someone deletes it.
+ */
+import type { Netlink, Route } from "../../kernel/netlink/types.ts";
+import { formatIP4, formatIP4Net } from "../../subnet/ip.ts";
+import { LeaseWatcher, subnetKeyOf } from "../../subnet/lease_watcher.ts";
+import type { Lease, LeaseEvent, SignalOptions, SubnetManager } from "../../subnet/mod.ts";
+import { sleep } from "../../util/abort.ts";
+import { describeError, type Logger } from "../../util/log.ts";
+import type { Network } from "../mod.ts";
+import { DataPath } from "./datapath.ts";
+import { type Peer, PeerTable } from "./peers.ts";
+import { readStats, S, type UdpStats } from "./stats.ts";
+
+/** How often drops are logged and the overlay route is checked. */
+export const HOUSEKEEPING_INTERVAL_MS = 10_000;
+
+export interface UdpNetworkOptions {
+  readonly manager: SubnetManager;
+  readonly netlink: Netlink;
+  readonly log: Logger;
+  readonly lease: Lease;
+  readonly mtu: number;
+  /** UDP port of every peer (flannel assumes all nodes use the local `Port`). */
+  readonly port: number;
+  readonly tun: { readonly fd: number; readonly name: string; close(): void };
+  readonly udp: { readonly fd: number; close(): void };
+  /** Address of the TUN device (the lease's network address). */
+  readonly tunAddr: number;
+  readonly tunMtu: number;
+  /** `<Network> dev flannel0`, kept in place. */
+  readonly route: Route;
+  /** Packets per system call (default 64). */
+  readonly batch?: number;
+  readonly housekeepingIntervalMs?: number;
+}
+
+/** Why a lease's public IP cannot carry traffic, or undefined when it can. */
+export function badPublicIP(ip: number): string | undefined {
+  if (ip === 0) return "it is unset (0.0.0.0)";
+  const a = ip >>> 24;
+  if (a === 0) return "it is in 0.0.0.0/8";
+  if (a === 127) return "it is a loopback address";
+  if (a >= 224 && a < 240) return "it is a multicast address";
+  if (a >= 240) return "it is a reserved or broadcast address";
+  return undefined;
+}
+
+/** Applies a lease event batch to the peer map; returns the bad-peer count it met. */
+export function applyLeaseEvents(
+  peers: Map<string, Peer>,
+  batch: readonly LeaseEvent[],
+  port: number,
+  log: Logger,
+): number {
+  let bad = 0;
+  for (const { type, lease } of batch) {
+    if (!lease.enableIPv4) continue;
+    const key = subnetKeyOf(lease);
+    const dst = formatIP4Net(lease.subnet);
+    if (type === "removed") {
+      if (peers.delete(key)) log.info(`Subnet removed: ${dst}`);
+      continue;
+    }
+    const ip = lease.attrs.publicIP >>> 0;
+    const why = badPublicIP(ip);
+    if (why) {
+      bad++;
+      peers.delete(key);
+      log.warn(`Ignoring subnet ${dst}: its PublicIP ${formatIP4(ip)} cannot be used: ${why}`);
+      continue;
+    }
+    peers.set(key, { net: lease.subnet.ip >>> 0, prefix: lease.subnet.prefix, publicIP: ip, port });
+    log.info(`Subnet added: ${dst} via ${formatIP4(ip)}:${port}`);
+  }
+  return bad;
+}
+
+const dropReasons: [slot: number, what: string, last?: number][] = [
+  [S.inUnknownSource, "datagrams from addresses that are no peer's public IP", S.lastUnknownSource],
+  [
+    S.inSpoofedSource,
+    "datagrams whose inner source is outside the sending peer's subnet",
+    S.lastSpoofedSource,
+  ],
+  [S.inOversize, "datagrams larger than the TUN MTU"],
+  [S.inShort, "datagrams shorter than an IPv4 header"],
+  [S.inMalformed, "datagrams without a valid IPv4 header"],
+  [S.inTtl, "inbound packets whose TTL ran out"],
+  [S.inWriteError, "packets the TUN device refused", S.lastWriteErrno],
+  [S.inRecvError, "failed receive calls"],
+  [S.outNoRoute, "packets to subnets no peer leases", S.lastNoRouteDst],
+  [S.outShort, "TUN packets shorter than an IPv4 header"],
+  [S.outMalformed, "TUN packets without a valid IPv4 header"],
+  [S.outTtl, "outbound packets whose TTL ran out"],
+  [S.outSendError, "datagrams the socket refused", S.lastSendErrno],
+  [S.outReadError, "failed TUN reads"],
+  [S.internalErrors, "unexpected data-path errors"],
+];
+
+export class UdpNetwork implements Network {
+  readonly lease: Lease;
+  readonly mtu: number;
+  readonly #o: UdpNetworkOptions;
+  readonly #table = new PeerTable();
+  readonly #peers = new Map<string, Peer>();
+  readonly #logged = new Float64Array(64);
+  #badPeers = 0;
+  #dp?: DataPath;
+
+  constructor(options: UdpNetworkOptions) {
+    this.#o = options;
+    this.lease = options.lease;
+    this.mtu = options.mtu;
+  }
+
+  /** The TUN device's name (`flannel0`). */
+  get device(): string {
+    return this.#o.tun.name;
+  }
+
+  /** The current peers (tests, metrics). */
+  get peers(): Peer[] {
+    return [...this.#peers.values()];
+  }
+
+  /** Data-path counters: packets in/out, drops by reason. */
+  stats(): UdpStats {
+    const s = this.#dp?.stats ?? new Float64Array(64);
+    return readStats(s, this.#badPeers);
+  }
+
+  async run(options?: SignalOptions): Promise<void> {
+    const o = this.#o;
+    const signal = options?.signal;
+    try {
+      this.#dp = await DataPath.start({
+        tunFd: o.tun.fd,
+        udpFd: o.udp.fd,
+        tunAddr: o.tunAddr,
+        mtu: o.tunMtu,
+        peers: this.#table,
+        log: o.log,
+        batch: o.batch,
+      });
+      await Promise.all([this.#watchLeases(signal), this.#housekeeping(signal)]);
+    } finally {
+      await this.#dp?.stop();
+      o.udp.close();
+      o.tun.close();
+    }
+  }
+
+  async #watchLeases(signal?: AbortSignal): Promise<void> {
+    const o = this.#o;
+    const watcher = new LeaseWatcher(this.lease);
+    for await (const result of o.manager.watchLeases({ signal })) {
+      const batch = watcher.apply(result);
+      if (batch.length === 0) continue;
+      this.#badPeers += applyLeaseEvents(this.#peers, batch, o.port, o.log);
+      try {
+        this.#table.publish([...this.#peers.values()]);
+      } catch (err) {
+        o.log.error(describeError(err));
+      }
+    }
+  }
+
+  async #housekeeping(signal?: AbortSignal): Promise<void> {
+    const interval = this.#o.housekeepingIntervalMs ?? HOUSEKEEPING_INTERVAL_MS;
+    while (await sleep(interval, signal)) {
+      this.#logDrops(interval);
+      await this.#ensureRoute();
+    }
+  }
+
+  #logDrops(interval: number): void {
+    const s = this.#dp?.stats;
+    if (!s) return;
+    for (const [slot, what, last] of dropReasons) {
+      const delta = s[slot] - this.#logged[slot];
+      if (delta <= 0) continue;
+      this.#logged[slot] = s[slot];
+      let detail = "";
+      if (last !== undefined) {
+        detail = last === S.lastSendErrno || last === S.lastWriteErrno
+          ? ` (last errno ${s[last]})`
+          : ` (last ${formatIP4(s[last])})`;
+      }
+      this.#o.log.warn(`udp: dropped ${delta} ${what} in the last ${interval / 1000} s${detail}`);
+    }
+  }
+
+  async #ensureRoute(): Promise<void> {
+    const { netlink, route, log } = this.#o;
+    try {
+      const have = await netlink.routes({ family: 4, dst: route.dst });
+      if (have.some((r) => r.index === route.index)) return;
+      await netlink.routeReplace(route);
+      log.info(`Route ${route.dst} dev ${this.#o.tun.name} restored`);
+    } catch (err) {
+      log.error(`Cannot restore route ${route.dst} dev ${this.#o.tun.name}: ${describeError(err)}`);
+    }
+  }
+}

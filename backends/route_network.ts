@@ -96,8 +96,14 @@ export class RouteNetwork implements Network {
       const changes = this.#applyBatch(batch);
       if (result.snapshot) {
         // A (re-)list: compare everything, and remove routes of leases that are gone.
+        const t0 = performance.now();
         this.#synced = true;
         await this.reconcile();
+        this.#o.log.info(
+          `Synced ${this.#desired.size} routes with the kernel in ${
+            (performance.now() - t0).toFixed(0)
+          } ms`,
+        );
       } else {
         await this.#exclusive(() => this.#applyChanges(changes));
       }

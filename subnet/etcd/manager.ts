@@ -82,6 +82,8 @@ export class EtcdSubnetManager implements SubnetManager {
   #margin: number;
   #now: () => number;
   #random: () => number;
+  /** The listing made while acquiring the lease, reused once by the first watch. */
+  #lastListing?: { leases: StoredLease[]; revision: bigint; at: number };
   /** The etcd lease id and key of the own lease, once acquired. */
   #own?: { key: string; leaseId: string; attrs: LeaseAttrs };
 
@@ -173,7 +175,8 @@ export class EtcdSubnetManager implements SubnetManager {
       if (lease) return lease;
       lastError = new Error("another node created the same subnet first");
       this.#log.info(`Subnet collision with another node, retrying (attempt ${attempt})`);
-      await sleep(Math.floor(this.#random() * 100 * attempt), options?.signal);
+      // Jittered, growing pause so that racing nodes spread out instead of colliding again.
+      await sleep(Math.floor(Math.random() * Math.min(1000, 25 * 2 ** attempt)), options?.signal);
       options?.signal?.throwIfAborted();
     }
     throw new Error(`failed to acquire lease after ${ACQUIRE_ATTEMPTS} attempts`, {
@@ -187,7 +190,11 @@ export class EtcdSubnetManager implements SubnetManager {
     attrs: LeaseAttrs,
     options?: SignalOptions,
   ): Promise<Lease | undefined> {
-    const { leases } = await this.#listLeases(options);
+    const listed = await this.#listLeases(options);
+    const leases = listed.leases;
+    // The watch that follows starts from this listing instead of listing all leases again
+    // (with thousands of leases that second listing costs as much as the first).
+    this.#lastListing = { ...listed, leases: [...listed.leases], at: this.#now() };
     const value = encodeLeaseAttrs(attrs);
 
     // 3. Reuse by PublicIP.
@@ -280,9 +287,9 @@ export class EtcdSubnetManager implements SubnetManager {
     const backoff = new Backoff();
     while (!signal?.aborted) {
       // Snapshot (retried until it works: flannel gives up on the first failure).
-      let snap;
+      let snap: { leases: StoredLease[]; revision: bigint } | undefined = this.#takeRecentListing();
       try {
-        snap = await this.#listLeases(options);
+        snap ??= await this.#listLeases(options);
       } catch (err) {
         if (isAbort(err, signal)) return;
         this.#log.error(`could not list leases (retrying): ${describeError(err)}`);
@@ -322,6 +329,13 @@ export class EtcdSubnetManager implements SubnetManager {
         await sleep(backoff.next(), signal);
       }
     }
+  }
+
+  /** The acquisition's listing if it is under 30 s old; events after it arrive through the watch. */
+  #takeRecentListing() {
+    const listing = this.#lastListing;
+    this.#lastListing = undefined;
+    return listing && this.#now() - listing.at < 30_000 ? listing : undefined;
   }
 
   #removed(key: string): Lease | undefined {

@@ -8,7 +8,7 @@ export async function resyncLoop(
   log: Logger,
   opts: ResyncLoopOptions,
 ): Promise<void> {
-  const periodMs = Math.max(1, opts.resyncSeconds) * 1000;
+  const periodMs = Math.max(10, opts.resyncSeconds * 1000);
   while (await sleep(periodMs, opts.signal)) {
     try {
       await resync(opts.signal);

@@ -308,15 +308,16 @@ export class VxlanNetwork implements Network {
           this.#failing.delete(peer.dst);
         } catch (err) {
           failed++;
-          for (const step of done.reverse()) await step.undo?.().catch(() => {});
           const failedStep = steps[done.length].what;
           const text =
             `Failed to add ${failedStep} for ${peer.dst} via ${peer.publicIP} (rolled back): ${
               describeError(err)
             }`;
           if (this.#failing.get(peer.dst) !== text) log.error(text);
+          // Marked failing first, so the events of the rollback do not trigger another pass.
           this.#failing.set(peer.dst, text);
           this.#installed.delete(peer.dst);
+          for (const step of done.reverse()) await step.undo?.().catch(() => {});
           continue;
         }
       }

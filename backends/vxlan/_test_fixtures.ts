@@ -1,0 +1,87 @@
+/** Shared fixtures for the vxlan unit tests: a fake host (eth0 192.168.1.10/24) and leases. */
+import { FakeNetlink } from "../../test/fakes/netlink.ts";
+import { FakeSubnetManager } from "../../test/fakes/subnet_manager.ts";
+import { parseNetworkConfig } from "../../subnet/config.ts";
+import { parseIP4, parseIP4Net } from "../../subnet/ip.ts";
+import type { Lease, NetworkConfig } from "../../subnet/mod.ts";
+import { createLogger, type Logger } from "../../util/log.ts";
+import type { BackendDeps } from "../mod.ts";
+
+export function vxlanConfig(backend: Record<string, unknown> = {}): NetworkConfig {
+  return parseNetworkConfig(JSON.stringify({
+    Network: "10.244.0.0/16",
+    Backend: { Type: "vxlan", ...backend },
+  }));
+}
+
+export function peerLease(
+  subnet: string,
+  publicIP: string,
+  backendData: string | undefined,
+  backendType = "vxlan",
+): Lease {
+  return {
+    enableIPv4: true,
+    enableIPv6: false,
+    subnet: parseIP4Net(subnet),
+    attrs: { publicIP: parseIP4(publicIP), backendType, backendData },
+  };
+}
+
+export function data(mac: string, vni = 1): string {
+  return `{"VNI":${vni},"VtepMAC":"${mac}"}`;
+}
+
+/** A logger that keeps its lines for assertions. */
+export function recordingLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return Object.assign(createLogger({ level: 2, write: (l) => lines.push(l.trimEnd()) }), {
+    lines,
+  });
+}
+
+export interface World {
+  nl: FakeNetlink;
+  manager: FakeSubnetManager;
+  deps: BackendDeps;
+  log: Logger & { lines: string[] };
+  eth0: number;
+}
+
+/** A host with eth0 192.168.1.10/24 (on-link route), a default route via .1, own lease 10.244.1.0/24. */
+export async function world(config: NetworkConfig = vxlanConfig()): Promise<World> {
+  const nl = new FakeNetlink();
+  const eth0 = nl.seedLink("eth0", { mtu: 1500, addresses: ["192.168.1.10/24"] }).index;
+  await nl.external.routeAdd({ dst: "192.168.1.0/24", index: eth0, protocol: 2 });
+  await nl.external.routeAdd({ dst: "0.0.0.0/0", gateway: "192.168.1.1", index: eth0 });
+  const own: Lease = {
+    enableIPv4: true,
+    enableIPv6: false,
+    subnet: parseIP4Net("10.244.1.0/24"),
+    attrs: { publicIP: 0 },
+  };
+  const manager = new FakeSubnetManager(config, own);
+  const log = recordingLogger();
+  const deps: BackendDeps = {
+    subnetManager: manager,
+    netlink: nl,
+    log,
+    extIface: {
+      name: "eth0",
+      index: eth0,
+      mtu: 1500,
+      ifaceAddr: parseIP4("192.168.1.10"),
+      extAddr: parseIP4("192.168.1.10"),
+    },
+  };
+  return { nl, manager, deps, log, eth0 };
+}
+
+/** Polls `cond` every 2 ms until it holds, or fails after `ms` naming `what`. */
+export async function until(cond: () => Promise<boolean> | boolean, what: string, ms = 2000) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}

@@ -171,11 +171,29 @@ export class EventFd {
   signal(): void {
     if (!this.#open) return;
     const one = new BigUint64Array([1n]);
-    tunLibc().write(this.fd, new Uint8Array(one.buffer), 8);
+    tunLibc().write(this.fd, new Uint8Array(one.buffer), 8n);
   }
 
   close(): void {
     if (this.#open) tunLibc().close(this.fd);
     this.#open = false;
+  }
+}
+
+/**
+ * Sets `net/ipv4/conf/<name>/<key>` (or another `/proc/sys/net` path under `family`) to `value`,
+ * as `sysctl -w` does. Throws naming the file on failure.
+ */
+export function setInterfaceSysctl(
+  family: "ipv4" | "ipv6",
+  name: string,
+  key: string,
+  value: string,
+): void {
+  const path = `/proc/sys/net/${family}/conf/${name}/${key}`;
+  try {
+    Deno.writeTextFileSync(path, value);
+  } catch (cause) {
+    throw new Error(`Cannot set ${path} to ${value}`, { cause });
   }
 }

@@ -119,6 +119,7 @@ function runOut(c: WorkerConfig, libc: TunLibc): void {
   const icmp = new Uint8Array(new ArrayBuffer(NET_UNREACHABLE_MAX));
   const fds = pollFds(c.tunFd, c.wakeFd);
   const { tunFd, udpFd, tunAddr, batch } = c;
+  const slotBig = BigInt(slot);
   let failures = 0;
   while (Atomics.load(stop, 0) === 0) {
     try {
@@ -127,7 +128,7 @@ function runOut(c: WorkerConfig, libc: TunLibc): void {
       let drained = false;
       let bytes = 0;
       while (k < batch) {
-        const n = libc.read(tunFd, views[k], slot);
+        const n = libc.read(tunFd, views[k], slotBig);
         if (n < 0) {
           const e = errno();
           if (e !== EAGAIN && e !== EINTR) st[S.outReadError]++;
@@ -147,7 +148,7 @@ function runOut(c: WorkerConfig, libc: TunLibc): void {
           st[S.outNoRoute]++;
           st[S.lastNoRouteDst] = dst;
           const m = buildNetUnreachable(data, off, len, tunAddr, icmp);
-          if (m > 0 && libc.write(tunFd, icmp, m) === m) st[S.icmpSent]++;
+          if (m > 0 && libc.write(tunFd, icmp, BigInt(m)) === m) st[S.icmpSent]++;
           continue;
         }
         if (!decrementTtl(data, off)) {
@@ -250,9 +251,10 @@ function runIn(c: WorkerConfig, libc: TunLibc): void {
           st[S.inTtl]++;
           continue;
         }
-        let w = libc.write(tunFd, views[i], len);
+        const lenBig = BigInt(len);
+        let w = libc.write(tunFd, views[i], lenBig);
         for (let tries = 0; w < 0 && tries < 8 && errno() === EAGAIN; tries++) {
-          w = libc.write(tunFd, views[i], len);
+          w = libc.write(tunFd, views[i], lenBig);
         }
         if (w === len) {
           st[S.tunWritten]++;

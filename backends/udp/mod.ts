@@ -7,10 +7,17 @@
  * `--include backends/udp/_worker.ts` to embed it.
  */
 import { ExistsError } from "../../kernel/netlink/errors.ts";
-import { openTun, openUdpSocket, type TunDevice, type UdpSocket } from "../../kernel/tun.ts";
+import {
+  openTun,
+  openUdpSocket,
+  setInterfaceSysctl,
+  type TunDevice,
+  type UdpSocket,
+} from "../../kernel/tun.ts";
 import { formatIP4, formatIP4Net } from "../../subnet/ip.ts";
 import { getFold } from "../../subnet/json.ts";
 import type { NetworkConfig, SignalOptions } from "../../subnet/mod.ts";
+import { describeError, type Logger } from "../../util/log.ts";
 import type { Backend, BackendDeps, Network } from "../mod.ts";
 import { ROUTE_PROTOCOL } from "../route_network.ts";
 import { UdpNetwork } from "./network.ts";
@@ -68,6 +75,7 @@ export default function createUdpBackend(deps: BackendDeps): Backend {
           .catch((err) => {
             if (!(err instanceof ExistsError)) throw err;
           });
+        tuneSysctls(tun.name, log);
         await netlink.linkSet(link.index, { mtu, up: true });
         const route = {
           dst: formatIP4Net(network),
@@ -101,6 +109,24 @@ export default function createUdpBackend(deps: BackendDeps): Backend {
       }
     },
   };
+}
+
+/**
+ * Two settings on the TUN device, best effort: `accept_local`, so the ICMP net unreachable the
+ * data path writes with the device's own address as source is delivered rather than dropped as a
+ * martian (flannel's replies are lost that way); and no IPv6, which this backend cannot carry
+ * (the kernel would otherwise send router solicitations into it).
+ */
+function tuneSysctls(name: string, log: Logger): void {
+  for (
+    const [family, key, value] of [["ipv4", "accept_local", "1"], ["ipv6", "disable_ipv6", "1"]]
+  ) {
+    try {
+      setInterfaceSysctl(family as "ipv4" | "ipv6", name, key, value);
+    } catch (err) {
+      log.warn(`udp backend: ${describeError(err)}`);
+    }
+  }
 }
 
 function describe(err: unknown): string {

@@ -14,8 +14,10 @@ import { DataPath } from "./datapath.ts";
 import { type Peer, PeerTable } from "./peers.ts";
 import { readStats, S, type UdpStats } from "./stats.ts";
 
-/** How often drops are logged and the overlay route is checked. */
+/** At most one log line per drop reason per interval; also how often the route is checked. */
 export const HOUSEKEEPING_INTERVAL_MS = 10_000;
+/** How often the drop counters are looked at. */
+const DROP_CHECK_MS = 1000;
 
 export interface UdpNetworkOptions {
   readonly manager: SubnetManager;
@@ -107,6 +109,7 @@ export class UdpNetwork implements Network {
   readonly #table = new PeerTable();
   readonly #peers = new Map<string, Peer>();
   readonly #logged = new Float64Array(64);
+  readonly #loggedAt = new Map<number, number>();
   #badPeers = 0;
   #dp?: DataPath;
 
@@ -170,26 +173,33 @@ export class UdpNetwork implements Network {
 
   async #housekeeping(signal?: AbortSignal): Promise<void> {
     const interval = this.#o.housekeepingIntervalMs ?? HOUSEKEEPING_INTERVAL_MS;
-    while (await sleep(interval, signal)) {
+    let lastRouteCheck = Date.now();
+    while (await sleep(DROP_CHECK_MS, signal)) {
       this.#logDrops(interval);
-      await this.#ensureRoute();
+      if (Date.now() - lastRouteCheck >= interval) {
+        lastRouteCheck = Date.now();
+        await this.#ensureRoute();
+      }
     }
   }
 
+  /** One line per drop reason at most every `interval`; the first drop is logged within 1 s. */
   #logDrops(interval: number): void {
     const s = this.#dp?.stats;
     if (!s) return;
+    const now = Date.now();
     for (const [slot, what, last] of dropReasons) {
       const delta = s[slot] - this.#logged[slot];
-      if (delta <= 0) continue;
+      if (delta <= 0 || now - (this.#loggedAt.get(slot) ?? -Infinity) < interval) continue;
       this.#logged[slot] = s[slot];
+      this.#loggedAt.set(slot, now);
       let detail = "";
       if (last !== undefined) {
         detail = last === S.lastSendErrno || last === S.lastWriteErrno
           ? ` (last errno ${s[last]})`
           : ` (last ${formatIP4(s[last])})`;
       }
-      this.#o.log.warn(`udp: dropped ${delta} ${what} in the last ${interval / 1000} s${detail}`);
+      this.#o.log.warn(`udp: dropped ${delta} ${what} since the last report${detail}`);
     }
   }
 

@@ -85,16 +85,21 @@ export class IptablesManager implements TrafficManager {
       [4, opts.network, opts.subnet, opts.prevNetwork, opts.prevSubnet],
       [6, opts.ipv6Network, opts.ipv6Subnet, opts.prevIpv6Network, opts.prevIpv6Subnet],
     ];
-    for (const [family, network, subnet, prevNetwork, prevSubnet] of families) {
-      if (!network) continue;
-      if (!subnet) {
-        throw new TypeError(
-          `Cannot set up IPv${family} masquerade for network "${network}" without the own subnet`,
-        );
-      }
-      const n = canonicalCidr(network, family, "network");
-      const p = canonicalCidr(subnet, family, "subnet");
-      if ((prevNetwork && prevNetwork !== network) || (prevSubnet && prevSubnet !== subnet)) {
+    // Validate every input before touching the kernel.
+    const todo = families.filter(([, network]) => network).map(
+      ([family, network, subnet, prevNetwork, prevSubnet]) => {
+        if (!subnet) {
+          throw new TypeError(
+            `Cannot set up IPv${family} masquerade for network "${network}" without the own subnet`,
+          );
+        }
+        const n = canonicalCidr(network!, family, "network");
+        const p = canonicalCidr(subnet, family, "subnet");
+        return { family, n, p, prevNetwork, prevSubnet };
+      },
+    );
+    for (const { family, n, p, prevNetwork, prevSubnet } of todo) {
+      if ((prevNetwork && prevNetwork !== n) || (prevSubnet && prevSubnet !== p)) {
         // The chain is rebuilt from scratch below, so the old network's rules go with the flush.
         this.#log.info(
           `Removing masquerade rules of the previous network ${prevNetwork ?? "?"} / subnet ` +

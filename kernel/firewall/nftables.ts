@@ -83,18 +83,21 @@ export class NftablesManager implements TrafficManager {
       [4, opts.network, opts.subnet],
       [6, opts.ipv6Network, opts.ipv6Subnet],
     ];
-    for (const [family, network, subnet] of families) {
-      if (!network) continue;
+    // Validate every input before touching the kernel.
+    const todo = families.filter(([, network]) => network).map(([family, network, subnet]) => {
       if (!subnet) {
         throw new TypeError(
           `Cannot set up IPv${family} masquerade for network "${network}" without the own subnet`,
         );
       }
       const masq = {
-        network: canonicalCidr(network, family, "network"),
+        network: canonicalCidr(network!, family, "network"),
         subnet: canonicalCidr(subnet, family, "subnet"),
         fullyRandom,
       };
+      return { family, masq };
+    });
+    for (const { family, masq } of todo) {
       this.#log.info(
         `Setting up masking rules (${
           tableName(family)

@@ -234,46 +234,36 @@ export class FakeApiServer implements AsyncDisposable {
   // ---- HTTP ----
 
   async #listen(port: number): Promise<void> {
-    if (this.#o.tls && this.#o.clientCA) {
-      const srv = https.createServer({
-        cert: this.#o.tls.cert,
-        key: this.#o.tls.key,
-        ca: this.#o.clientCA,
-        requestCert: true,
-        rejectUnauthorized: false,
-      }, (req, res) => this.#nodeAdapter(req, res));
-      await new Promise<void>((resolve) => srv.listen(port, "127.0.0.1", () => resolve()));
-      this.#port = (srv.address() as { port: number }).port;
-      this.#server = {
-        close: () =>
-          new Promise<void>((resolve) => {
-            srv.close(() => resolve());
-            // deno-lint-ignore no-explicit-any
-            (srv as any).closeAllConnections?.();
-          }),
-      };
-      return;
-    }
-    const ac = new AbortController();
-    const server = Deno.serve({
-      hostname: "127.0.0.1",
-      port,
-      signal: ac.signal,
-      onListen() {},
-      ...(this.#o.tls && { cert: this.#o.tls.cert, key: this.#o.tls.key }),
-    }, (req) => this.#handle(req, false));
-    this.#port = server.addr.port;
+    // node:http(s) rather than Deno.serve: it can ask for client certificates and reset a
+    // connection (an abrupt drop) without logging an error.
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) =>
+      this.#nodeAdapter(req, res);
+    const tls = this.#o.tls;
+    const srv = tls
+      ? https.createServer({
+        cert: tls.cert,
+        key: tls.key,
+        ...(this.#o.clientCA && {
+          ca: this.#o.clientCA,
+          requestCert: true,
+          rejectUnauthorized: false,
+        }),
+      }, handler)
+      : http.createServer(handler);
+    await new Promise<void>((resolve) => srv.listen(port, "127.0.0.1", () => resolve()));
+    this.#port = (srv.address() as { port: number }).port;
     this.#server = {
-      close: async () => {
-        ac.abort();
-        await server.finished;
-      },
+      close: () =>
+        new Promise<void>((resolve) => {
+          srv.close(() => resolve());
+          srv.closeAllConnections?.();
+        }),
     };
   }
 
   #nodeAdapter(req: http.IncomingMessage, res: http.ServerResponse): void {
     // deno-lint-ignore no-explicit-any
-    const authorized = Boolean((req.socket as any).authorized);
+    const authorized = Boolean(this.#o.clientCA && (req.socket as any).authorized);
     const chunks: Uint8Array[] = [];
     req.on("data", (c: Uint8Array) => chunks.push(c));
     req.on("end", async () => {
@@ -288,7 +278,9 @@ export class FakeApiServer implements AsyncDisposable {
         ...(body && req.method !== "GET" && { body }),
       });
       const response = await this.#handle(request, authorized);
+      if (response.headers.get("transfer-encoding")) response.headers.delete("transfer-encoding");
       res.writeHead(response.status, Object.fromEntries(response.headers));
+      res.flushHeaders();
       if (!response.body) return void res.end();
       const reader = response.body.getReader();
       res.on("close", () => reader.cancel().catch(() => {}));
@@ -352,11 +344,11 @@ export class FakeApiServer implements AsyncDisposable {
       }
       return this.#json(405, status(405, "MethodNotAllowed", `${req.method} not allowed`));
     }
-    if (resource === "namespaces" && parts[3] === "pods" && parts[4] && req.method === "GET") {
-      const pod = this.#pods.get(`${name}/${parts[4]}`);
+    if (resource === "namespaces" && parts[4] === "pods" && parts[5] && req.method === "GET") {
+      const pod = this.#pods.get(`${name}/${parts[5]}`);
       return pod
         ? this.#json(200, pod)
-        : this.#json(404, status(404, "NotFound", `pods "${parts[4]}" not found`));
+        : this.#json(404, status(404, "NotFound", `pods "${parts[5]}" not found`));
     }
     return this.#json(404, status(404, "NotFound", `the server could not find ${url.pathname}`));
   }

@@ -227,7 +227,10 @@ export function fromKubeconfig(file: string, apiUrl?: string): ClientConfig {
     }
     config.credentials = new ExecCredentialSource(user.exec, {
       baseDir,
-      cluster: { server: config.server, "certificate-authority-data": cluster["certificate-authority-data"] },
+      cluster: {
+        server: config.server,
+        "certificate-authority-data": cluster["certificate-authority-data"],
+      },
     });
   }
   if (typeof user.username === "string" && typeof user.password === "string") {

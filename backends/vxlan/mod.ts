@@ -14,7 +14,7 @@ import type { Backend, BackendDeps, Network } from "../mod.ts";
 import { encodeBackendData, parseMac, randomMac } from "./backend_data.ts";
 import { describeVxlanConfig, parseVxlanConfig } from "./config.ts";
 import { VxlanDevice } from "./device.ts";
-import { BACKEND_TYPE, VxlanNetwork } from "./network.ts";
+import { BACKEND_TYPE, VxlanNetwork, type VxlanReconcileStats } from "./network.ts";
 
 export { BACKEND_TYPE } from "./network.ts";
 
@@ -33,6 +33,8 @@ export interface VxlanBackendOptions {
   readonly reconcileIntervalMs?: number;
   /** Where sysctls live; default `/proc/sys`. */
   readonly procSys?: string;
+  /** Called after every reconcile pass (tests, benchmarks, metrics). */
+  onReconciled?(stats: VxlanReconcileStats): void;
 }
 
 /** The VTEP MAC: the existing device's, else the datastore's, else a fresh random one. */
@@ -156,6 +158,7 @@ export async function registerVxlanNetwork(
     directRouting: cfg.directRouting,
     devIndex: link.index,
     reconcileIntervalMs: options.reconcileIntervalMs,
+    onReconciled: options.onReconciled,
   });
 }
 

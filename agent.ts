@@ -7,9 +7,19 @@
 import type { Backend, BackendFactory, ExternalInterface } from "./backends/mod.ts";
 import type { Netlink } from "./kernel/netlink/types.ts";
 import { ConfigError } from "./subnet/config.ts";
-import { LeaseRevokedError, type NetworkConfig, type SubnetManager } from "./subnet/mod.ts";
-import { formatIP4Net } from "./subnet/ip.ts";
+import {
+  type Lease,
+  LeaseRevokedError,
+  type NetworkConfig,
+  type SubnetManager,
+} from "./subnet/mod.ts";
+import { formatIP4Net, formatIP6Net } from "./subnet/ip.ts";
 import { formatSubnetEnv } from "./subnet/subnet_env.ts";
+import type { TrafficManager, TrafficMode } from "./kernel/firewall/mod.ts";
+import { runBlackholeRoutes } from "./kernel/blackhole.ts";
+import type { PreviousSubnets } from "./subnet/subnet_env.ts";
+import type { Health } from "./util/health.ts";
+import { metrics } from "./util/metrics.ts";
 import { sleep } from "./util/abort.ts";
 import { describeError, type Logger } from "./util/log.ts";
 
@@ -26,11 +36,27 @@ export interface AgentDeps {
   notify(state: string): Promise<boolean>;
   /** Whether an error is worth retrying (an unreachable datastore) rather than fatal. */
   isTransient(err: unknown): boolean;
+  /** Builds the firewall manager for the configured mode (iptables or nftables). */
+  createTrafficManager(mode: TrafficMode): TrafficManager;
+  /** Liveness and readiness, served on `/healthz` and `/readyz`. */
+  readonly health: Health;
+  /** systemd watchdog loop (`WATCHDOG=1`); a no-op when `WATCHDOG_USEC` is unset. */
+  runWatchdog(opts: { signal: AbortSignal; isHealthy: () => boolean }): Promise<void>;
 }
 
 export interface AgentOptions {
   readonly subnetFile: string;
   readonly ipMasq: boolean;
+  /** `--ip-masq-fully-random-disable` negated. */
+  readonly ipMasqFullyRandom?: boolean;
+  /** `--iptables-forward-rules` (default true). */
+  readonly forwardRules?: boolean;
+  /** `--iptables-resync` seconds (default 5). */
+  readonly resyncSeconds?: number;
+  /** `--ip-blackhole-route`. */
+  readonly blackholeRoute?: boolean;
+  /** Subnets of the previous subnet.env, for removing rules of an old network or subnet. */
+  readonly previous?: PreviousSubnets;
   readonly signal: AbortSignal;
   /** Delay between config fetch attempts (flannel: 1 s). */
   readonly retryMs?: number;
@@ -77,6 +103,19 @@ export async function runAgent(deps: AgentDeps, opts: AgentOptions): Promise<voi
   if (!config) return;
   log.info(`Found network config - Backend type: ${config.backendType}`);
 
+  // §0 step 10: bridged pod traffic only reaches iptables with br_netfilter. flannel exits;
+  // we warn, since routing between hosts works without it.
+  if (!config.enableNFTables && !(await exists("/proc/sys/net/bridge/bridge-nf-call-iptables"))) {
+    log.warn(
+      "Failed to check br_netfilter: /proc/sys/net/bridge/bridge-nf-call-iptables does not exist; " +
+        "traffic between pods on the same bridge will bypass iptables (run: modprobe br_netfilter)",
+    );
+  }
+
+  // §0 step 15, first half: remove the other firewall mode's leftovers while the lease is acquired.
+  const traffic = deps.createTrafficManager(config.enableNFTables ? "nftables" : "iptables");
+  const cleanup = traffic.cleanupOther({ signal }).then(() => undefined, (err) => err);
+
   let extIface: ExternalInterface;
   try {
     extIface = await deps.selectInterface(config);
@@ -109,13 +148,31 @@ export async function runAgent(deps: AgentDeps, opts: AgentOptions): Promise<voi
     }
   }
   const lease = network.lease;
+  deps.health.setReady("lease", true);
+  if (lease.expiration !== undefined) metrics.leaseExpiry.set(lease.expiration / 1000);
   log.info(
     `Acquired lease ${formatIP4Net(lease.subnet)} on ${extIface.name}, MTU ${network.mtu}, ` +
       `backend ${config.backendType}`,
   );
 
+  await installTrafficRules(deps, opts, config, lease, traffic, await cleanup);
+
+  if (opts.blackholeRoute) {
+    const subnets = [formatIP4Net(lease.subnet)];
+    if (lease.ipv6Subnet) subnets.push(formatIP6Net(lease.ipv6Subnet));
+    void runBlackholeRoutes({
+      netlink: deps.netlink,
+      subnets,
+      periodSeconds: opts.resyncSeconds ?? 5,
+      log,
+      signal,
+      onRestored: () => metrics.kernelObjectsRestored.inc({ kind: "blackhole" }),
+    });
+  }
+
   try {
     await deps.writeSubnetFile(formatSubnetEnv(config, lease, network.mtu, opts.ipMasq));
+    deps.health.setReady("subnet-file", true);
     log.info(`Wrote subnet file to ${opts.subnetFile}`);
     log.info("flannel is ready");
   } catch (err) {
@@ -129,13 +186,17 @@ export async function runAgent(deps: AgentDeps, opts: AgentOptions): Promise<voi
   log.info("Running backend.");
   const running = network.run({ signal: stop.signal }).catch((err) => {
     if (!stop.signal.aborted) log.error(`Backend stopped: ${describeError(err)}`);
-  });
+  }).finally(() => deps.health.setReady("backend", false));
+  deps.health.setReady("backend", true);
+  // Proves the event loop is not blocked (a stuck synchronous call would stop it).
+  void beat(deps.health, "event-loop", 5_000, stop.signal);
 
   try {
     await deps.notify("READY=1");
   } catch (err) {
     log.error(`Failed to notify systemd the message READY=1: ${describeError(err)}`);
   }
+  void deps.runWatchdog({ signal: stop.signal, isHealthy: () => deps.health.stale().length === 0 });
 
   try {
     await deps.manager.completeLease(lease, { signal });
@@ -154,4 +215,74 @@ export async function runAgent(deps: AgentDeps, opts: AgentOptions): Promise<voi
     stop.abort();
   }
   await running;
+}
+
+/** §0 steps 15-17: the other mode's leftovers gone, masquerade and forward rules, resync loop. */
+async function installTrafficRules(
+  deps: AgentDeps,
+  opts: AgentOptions,
+  config: NetworkConfig,
+  lease: Lease,
+  traffic: TrafficManager,
+  cleanupError: unknown,
+): Promise<void> {
+  const { log, signal } = { log: deps.log, signal: opts.signal };
+  if (cleanupError) {
+    throw new AgentError(
+      `Failed to clean up ${
+        traffic.mode === "iptables" ? "nftables" : "iptables"
+      } rules of the other mode: ${describeError(cleanupError)}`,
+      { cause: cleanupError },
+    );
+  }
+  const network = config.network ? formatIP4Net(config.network) : undefined;
+  const ipv6Network = config.ipv6Network ? formatIP6Net(config.ipv6Network) : undefined;
+  if (opts.ipMasq) {
+    const prev = opts.previous ?? {};
+    try {
+      await traffic.setupMasq({
+        network,
+        subnet: network ? formatIP4Net(lease.subnet) : undefined,
+        ipv6Network,
+        ipv6Subnet: ipv6Network && lease.ipv6Subnet ? formatIP6Net(lease.ipv6Subnet) : undefined,
+        prevNetwork: prev.network && formatIP4Net(prev.network),
+        prevSubnet: prev.subnet && formatIP4Net(prev.subnet),
+        prevIpv6Network: prev.ipv6Network && formatIP6Net(prev.ipv6Network),
+        prevIpv6Subnet: prev.ipv6Subnet && formatIP6Net(prev.ipv6Subnet),
+        fullyRandom: opts.ipMasqFullyRandom ?? true,
+        signal,
+      });
+    } catch (err) {
+      throw new AgentError(`Failed to setup masq rules: ${describeError(err)}`, { cause: err });
+    }
+  }
+  if (opts.forwardRules ?? true) {
+    try {
+      await traffic.setupForward({ network, ipv6Network, signal });
+    } catch (err) {
+      log.error(`Failed to setup forward rules: ${describeError(err)}`);
+    }
+  }
+  deps.health.setReady("rules", true);
+  if (opts.ipMasq || (opts.forwardRules ?? true)) {
+    const resyncSeconds = opts.resyncSeconds ?? 5;
+    const hb = deps.health.heartbeat("traffic-rules", (3 * resyncSeconds + 10) * 1000);
+    void traffic.run({ signal, resyncSeconds, onTick: () => hb.beat() }).finally(() => hb.stop());
+  }
+}
+
+/** Beats a heartbeat named `name` every `everyMs` until `signal` aborts. */
+async function beat(health: Health, name: string, everyMs: number, signal: AbortSignal) {
+  const hb = health.heartbeat(name, everyMs * 3);
+  while (await sleep(everyMs, signal)) hb.beat();
+  hb.stop();
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

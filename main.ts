@@ -16,21 +16,18 @@ import { EtcdClient, EtcdUnavailableError } from "./subnet/etcd/client.ts";
 import { EtcdSubnetManager } from "./subnet/etcd/manager.ts";
 import { readPreviousSubnets, writeSubnetFile } from "./subnet/subnet_env.ts";
 import { sdNotify } from "./util/sd_notify.ts";
+import { createTrafficManager } from "./kernel/firewall/mod.ts";
+import { Health, type HealthServer, startHealthServer } from "./util/health.ts";
+import { metrics, registry } from "./util/metrics.ts";
+import { runWatchdog } from "./util/watchdog.ts";
 import { createLogger, describeError } from "./util/log.ts";
 import { VERSION } from "./version.ts";
 
 /** Flags accepted for compatibility whose behaviour is not implemented yet (logged when set). */
 const NOT_IMPLEMENTED = new Set([
-  "ip-masq",
-  "ip-masq-fully-random-disable",
   "kube-api-url",
   "kube-annotation-prefix",
   "kubeconfig-file",
-  "healthz-ip",
-  "healthz-port",
-  "iptables-resync",
-  "iptables-forward-rules",
-  "ip-blackhole-route",
   "net-config-path",
   "set-node-network-unavailable",
   "vmodule",
@@ -111,6 +108,26 @@ async function main(args: string[]): Promise<number> {
   });
 
   const root = new AbortController();
+  // §0 step 7: the health server starts before anything can block.
+  const health = new Health();
+  metrics.buildInfo.set(1, { version: VERSION });
+  let server: HealthServer | undefined;
+  if (o.healthzPort > 0) {
+    try {
+      server = startHealthServer({
+        hostname: o.healthzIP,
+        port: o.healthzPort,
+        health,
+        registry,
+        log,
+        signal: root.signal,
+      });
+    } catch (err) {
+      log.error(describeError(err));
+      client.close();
+      return 1;
+    }
+  }
   const onSignal = () => {
     if (root.signal.aborted) Deno.exit(1); // a second signal kills at once, as flannel's
     log.info("shutdownHandler sent cancel signal...");
@@ -140,7 +157,24 @@ async function main(args: string[]): Promise<number> {
       writeSubnetFile: (content) => writeSubnetFile(o.subnetFile, content),
       notify: (state) => sdNotify(state, { NOTIFY_SOCKET: Deno.env.get("NOTIFY_SOCKET") }),
       isTransient: (err) => err instanceof EtcdUnavailableError,
-    }, { subnetFile: o.subnetFile, ipMasq: o.ipMasq, signal: root.signal });
+      createTrafficManager: (mode) =>
+        createTrafficManager({
+          mode,
+          log,
+          onRestored: (kind) => metrics.kernelObjectsRestored.inc({ kind }),
+        }),
+      health,
+      runWatchdog: (opts) => runWatchdog({ log, ...opts }),
+    }, {
+      subnetFile: o.subnetFile,
+      ipMasq: o.ipMasq,
+      ipMasqFullyRandom: !o.ipMasqFullyRandomDisable,
+      forwardRules: o.iptablesForwardRules,
+      resyncSeconds: o.iptablesResync,
+      blackholeRoute: o.ipBlackholeRoute,
+      previous,
+      signal: root.signal,
+    });
   } catch (err) {
     if (err instanceof AgentError) {
       log.error(err.message);
@@ -149,6 +183,9 @@ async function main(args: string[]): Promise<number> {
     log.error(`Unexpected error: ${describeError(err)}`);
     return 1;
   } finally {
+    health.shutdown();
+    root.abort();
+    await server?.shutdown();
     client.close();
     netlink.close();
     Deno.removeSignalListener("SIGTERM", onSignal);

@@ -12,6 +12,7 @@ import { formatIP4, formatIP4Net } from "../subnet/ip.ts";
 import { LeaseWatcher } from "../subnet/lease_watcher.ts";
 import type { Lease, LeaseEvent, SignalOptions, SubnetManager } from "../subnet/mod.ts";
 import { sleep } from "../util/abort.ts";
+import { metrics } from "../util/metrics.ts";
 import { describeError, type Logger } from "../util/log.ts";
 import type { Network } from "./mod.ts";
 
@@ -94,6 +95,7 @@ export class RouteNetwork implements Network {
     for await (const result of this.#o.manager.watchLeases({ signal })) {
       const batch = watcher.apply(result);
       const changes = this.#applyBatch(batch);
+      metrics.peersKnown.set(watcher.leases.length);
       if (result.snapshot) {
         // A (re-)list: compare everything, and remove routes of leases that are gone.
         const t0 = performance.now();
@@ -135,7 +137,7 @@ export class RouteNetwork implements Network {
       if (await this.#replace(route)) replaced++;
       else failed++;
     }
-    this.#o.onReconciled?.({ replaced, deleted, failed });
+    this.#reported({ replaced, deleted, failed });
   }
 
   /** `ip route replace`; a failure is logged once per distinct error and retried later. */
@@ -211,6 +213,8 @@ export class RouteNetwork implements Network {
 
   async #reconcileOnce(): Promise<void> {
     const { netlink, log } = this.#o;
+    metrics.reconcileRuns.inc({ kind: "route" });
+    const done = metrics.reconcileDuration.startTimer({ kind: "route" });
     const kernel = await netlink.routes({ family: 4, protocol: ROUTE_PROTOCOL });
     const have = new Map(kernel.map((r) => [r.dst, r]));
     let replaced = 0, deleted = 0, failed = 0;
@@ -236,7 +240,14 @@ export class RouteNetwork implements Network {
         }
       }
     }
-    this.#o.onReconciled?.({ replaced, deleted, failed });
+    done();
+    this.#reported({ replaced, deleted, failed });
+  }
+
+  #reported(stats: ReconcileStats): void {
+    metrics.peersProgrammed.set(this.#desired.size - this.#failing.size);
+    if (stats.failed > 0) metrics.reconcileErrors.inc({ kind: "route" }, stats.failed);
+    this.#o.onReconciled?.(stats);
   }
 
   async #periodic(signal?: AbortSignal): Promise<void> {

@@ -26,6 +26,7 @@ async function timeAgentStart(endpoint: string, dir: string, i: number): Promise
     `--subnet-file=${subnetFile}`,
     "--iface=lo",
     `--public-ip=10.250.${i >> 8}.${i & 255}`,
+    "--iptables-forward-rules=false",
   ]);
   await agent.waitFor(/Wrote subnet file/, 30_000);
   const elapsed = performance.now() - t0;
@@ -64,6 +65,7 @@ export async function benchStartup(): Promise<void> {
       `--subnet-file=${dir}/idle.env`,
       "--iface=lo",
       "--public-ip=10.251.0.1",
+      "--iptables-forward-rules=false",
     ]);
     await agent.waitFor(/Wrote subnet file/, 30_000);
     await new Promise((r) => setTimeout(r, 3000));

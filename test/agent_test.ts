@@ -7,6 +7,7 @@ import { EtcdClient } from "../subnet/etcd/client.ts";
 import { AgentProcess } from "./agent_process.ts";
 import { startEtcd } from "./etcd_server.ts";
 import { makeTlsFiles } from "./tls.ts";
+import { listenUnixgram } from "./unixgram.ts";
 
 const PREFIX = "/docker-subnet/network";
 const CONFIG = '{"Network":"10.5.0.0/16","Backend":{"Type":"alloc"}}';
@@ -18,6 +19,8 @@ function agentArgs(endpoint: string, subnetFile: string, publicIP: string, extra
     `--subnet-file=${subnetFile}`,
     "--iface=lo",
     `--public-ip=${publicIP}`,
+    // These agents run in the test machine's own namespace: leave its firewall alone.
+    "--iptables-forward-rules=false",
     ...extra,
   ];
 }
@@ -195,6 +198,38 @@ Deno.test("flanneld explains bad input in one line and never writes a half file"
       await agent.stop();
     });
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("flanneld sends READY=1 to systemd only after subnet.env exists", async () => {
+  await using etcd = await startEtcd();
+  const dir = await Deno.makeTempDir();
+  const client = await EtcdClient.create({ endpoints: [etcd.endpoint] });
+  try {
+    await client.put(`${PREFIX}/config`, CONFIG);
+    const socket = `${dir}/notify`;
+    using rx = listenUnixgram(socket);
+    const file = `${dir}/subnet.env`;
+    await using agent = new AgentProcess(agentArgs(etcd.endpoint, file, "10.250.0.7"), {
+      env: { NOTIFY_SOCKET: socket },
+    });
+    let message: string | undefined;
+    let fileThen = false;
+    const end = Date.now() + 15_000;
+    while (message === undefined && Date.now() < end) {
+      try {
+        message = rx.take();
+        fileThen = await Deno.stat(file).then(() => true, () => false);
+      } catch {
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    }
+    assert.equal(message, "READY=1");
+    assert.ok(fileThen, "subnet.env existed when READY=1 arrived");
+    await agent.stop();
+  } finally {
+    client.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -24,6 +24,10 @@ export interface EtcdServer extends AsyncDisposable {
   stop(): Promise<void>;
   /** Stops etcd and starts it again on the same port and data dir. */
   restart(): Promise<void>;
+  /** Stops etcd, keeping its data dir. */
+  pause(): Promise<void>;
+  /** Starts a paused etcd again (same port and data). */
+  start(): Promise<void>;
 }
 
 const HEALTH_TIMEOUT_MS = 10_000;
@@ -195,6 +199,11 @@ class Server implements EtcdServer {
   async restart(): Promise<void> {
     await this.#kill();
     await this.start();
+  }
+
+  /** Stops etcd but keeps its data: `start()` brings it back as it was. */
+  async pause(): Promise<void> {
+    await this.#kill();
   }
 
   async stop(): Promise<void> {

@@ -260,6 +260,15 @@ export class TestBed implements AsyncDisposable {
     return host;
   }
 
+  /** Stops etcd (keeping its data), as an outage. */
+  async stopEtcd(): Promise<void> {
+    await this.#etcd?.pause();
+  }
+
+  async startEtcd(): Promise<void> {
+    await this.#etcd?.start();
+  }
+
   /** Starts every host's agent and waits until each wrote its subnet.env. */
   async startAgents(extra: string[] = []): Promise<void> {
     const agents = this.hosts.map((h) => h.startAgent(extra));

@@ -5,6 +5,7 @@
  */
 import { describeError, type Logger } from "../../util/log.ts";
 import { Backoff, isAbort, sleep } from "../../util/abort.ts";
+import { metrics } from "../../util/metrics.ts";
 import { findLeaseByPublicIP, isLeased4, leaseCompatible, pickFreeSubnet } from "../allocate.ts";
 import { ConfigError, parseNetworkConfig } from "../config.ts";
 import { formatIP4, formatIP4Net, formatIP6Net, type IP4Net, type IP6Net } from "../ip.ts";
@@ -324,6 +325,7 @@ export class EtcdSubnetManager implements SubnetManager {
               describeError(err)
             }`,
           );
+          metrics.watchReconnects.inc({ source: "etcd" });
         }
         if (signal?.aborted) return;
         await sleep(backoff.next(), signal);
@@ -377,9 +379,12 @@ export class EtcdSubnetManager implements SubnetManager {
         try {
           expiration = await this.#renew(own, signal);
           this.#log.info(`Lease renewed, new expiration: ${new Date(expiration).toISOString()}`);
+          metrics.leaseRenewals.inc({ result: "success" });
+          metrics.leaseExpiry.set(expiration / 1000);
         } catch (err) {
           if (isAbort(err, signal)) return;
           this.#log.error(`Error renewing lease (trying again in 1 min): ${describeError(err)}`);
+          metrics.leaseRenewals.inc({ result: "error" });
           expiration = this.#now() + RENEW_RETRY_MS + this.#margin * 60_000;
         }
       }

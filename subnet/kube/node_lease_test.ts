@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { parseNetworkConfig } from "../config.ts";
+import { parseIP4, parseIP6 } from "../ip.ts";
+import { annotationsFor } from "./annotations.ts";
+import {
+  annotationPatch,
+  checkOwnPodCIDRs,
+  macFromBackendData,
+  nodeToLease,
+  ownAnnotations,
+  parsePodCIDRs,
+} from "./node_lease.ts";
+import type { Node } from "./types.ts";
+
+const A = annotationsFor();
+const P = A.prefix;
+const V4 = parseNetworkConfig('{"Network":"10.244.0.0/16"}', { validate: false });
+const DUAL = parseNetworkConfig(
+  '{"Network":"10.244.0.0/16","IPv6Network":"fd00::/56","EnableIPv6":true}',
+  { validate: false },
+);
+
+const node = (ann: Record<string, string>, spec: Node["spec"] = { podCIDR: "10.244.7.0/24" }) => ({
+  metadata: { name: "test", annotations: ann },
+  spec,
+});
+
+Deno.test("nodeToLease() reads dist/fake-node.yaml as flannel does", () => {
+  const lease = nodeToLease(
+    node({
+      [`${P}backend-data`]: '{"VtepMAC":"96:59:b2:3f:04:ee"}',
+      [`${P}backend-type`]: "vxlan",
+      [`${P}kube-subnet-manager`]: "true",
+      [`${P}public-ip`]: "192.168.77.17",
+    }),
+    V4,
+    A,
+  );
+  assert.deepEqual(lease, {
+    enableIPv4: true,
+    enableIPv6: false,
+    subnet: { ip: parseIP4("10.244.7.0"), prefix: 24 },
+    attrs: {
+      publicIP: parseIP4("192.168.77.17"),
+      backendType: "vxlan",
+      backendData: '{"VtepMAC":"96:59:b2:3f:04:ee"}',
+    },
+  });
+});
+
+Deno.test("parsePodCIDRs() takes podCIDRs first and refuses three", async (t) => {
+  await t.step("dual stack", () => {
+    const c = parsePodCIDRs(
+      node({}, { podCIDR: "10.1.0.0/24", podCIDRs: ["fd00::/64", "10.2.0.0/24"] }),
+    );
+    assert.deepEqual(c, {
+      v6: { ip: parseIP6("fd00::"), prefix: 64 },
+      v4: { ip: parseIP4("10.2.0.0"), prefix: 24 },
+    });
+  });
+  await t.step("three", () => {
+    assert.throws(
+      () => parsePodCIDRs(node({}, { podCIDRs: ["10.1.0.0/24", "10.2.0.0/24", "fd00::/64"] })),
+      /node "test" pod cidrs should be IPv4\/IPv6 only or dualstack/,
+    );
+  });
+  await t.step("garbage", () => {
+    assert.throws(
+      () => parsePodCIDRs(node({}, { podCIDR: "10.1.0.0" })),
+      /invalid pod CIDR "10.1.0.0"/,
+    );
+  });
+});
+
+Deno.test("ownAnnotations() writes exactly flannel's values", async (t) => {
+  const base = { publicIP: parseIP4("192.168.77.17") };
+  await t.step("host-gw on a fresh node", () => {
+    assert.equal(
+      annotationPatch(ownAnnotations(node({}), { ...base, backendType: "host-gw" }, A)!),
+      `{"metadata":{"annotations":{"${P}backend-data":"null","${P}backend-type":"host-gw",` +
+        `"${P}kube-subnet-manager":"true","${P}public-ip":"192.168.77.17"}}}`,
+    );
+  });
+  await t.step("udp writes an empty backend-type", () => {
+    assert.equal(ownAnnotations(node({}), base, A)![`${P}backend-type`], "");
+  });
+  await t.step("vxlan without data writes neither backend-data nor public-ip", () => {
+    assert.deepEqual(ownAnnotations(node({}), { ...base, backendType: "vxlan" }, A), {
+      [`${P}backend-type`]: "vxlan",
+      [`${P}kube-subnet-manager`]: "true",
+    });
+  });
+  await t.step("nothing to do when up to date", () => {
+    const ann = {
+      [`${P}backend-data`]: "null",
+      [`${P}backend-type`]: "host-gw",
+      [`${P}kube-subnet-manager`]: "true",
+      [`${P}public-ip`]: "192.168.77.17",
+    };
+    assert.equal(ownAnnotations(node(ann), { ...base, backendType: "host-gw" }, A), undefined);
+  });
+  await t.step("public-ip-overwrite wins", () => {
+    const ann = {
+      [`${P}backend-data`]: "null",
+      [`${P}backend-type`]: "host-gw",
+      [`${P}kube-subnet-manager`]: "true",
+      [`${P}public-ip`]: "192.168.77.17",
+      [`${P}public-ip-overwrite`]: "203.0.113.1",
+    };
+    assert.deepEqual(ownAnnotations(node(ann), { ...base, backendType: "host-gw" }, A), {
+      [`${P}public-ip`]: "203.0.113.1",
+    });
+  });
+  await t.step("dual-stack vxlan writes the v6 pair", () => {
+    const got = ownAnnotations(node({}), {
+      ...base,
+      publicIPv6: parseIP6("fc00::1"),
+      backendType: "vxlan",
+      backendData: '{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}',
+      backendV6Data: '{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:00"}',
+    }, A)!;
+    assert.equal(got[`${P}public-ipv6`], "fc00::1");
+    assert.equal(got[`${P}backend-v6-data`], '{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:00"}');
+  });
+});
+
+Deno.test("checkOwnPodCIDRs() requires each enabled family inside its Network", async (t) => {
+  await t.step("inside", () => {
+    const r = checkOwnPodCIDRs(
+      "n",
+      parsePodCIDRs(node({}, { podCIDRs: ["10.244.3.0/24", "fd00:0:0:3::/64"] })),
+      DUAL,
+      "/x.json",
+    );
+    assert.equal(r.subnet.ip, parseIP4("10.244.3.0"));
+    assert.equal(r.ipv6Subnet?.prefix, 64);
+  });
+  await t.step("wider than Network", () => {
+    assert.throws(
+      () =>
+        checkOwnPodCIDRs("n", parsePodCIDRs(node({}, { podCIDR: "10.0.0.0/8" })), V4, "/x.json"),
+      /doesn't contain "10.0.0.0\/8" PodCIDR of the "n" node/,
+    );
+  });
+  await t.step("missing IPv6", () => {
+    assert.throws(
+      () => checkOwnPodCIDRs("n", parsePodCIDRs(node({})), DUAL, "/x.json"),
+      /no IPv6 pod CIDR but IPv6 is enabled in \/x.json/,
+    );
+  });
+});
+
+Deno.test("macFromBackendData() reads VtepMAC, with flannel's fallback", () => {
+  assert.equal(macFromBackendData('{"VNI":1,"VtepMAC":"12:c6:65:89:b4:e3"}'), "12:c6:65:89:b4:e3");
+  assert.equal(macFromBackendData('{"vtepmac":"12:c6:65:89:b4:e3","VNI":1}'), "12:c6:65:89:b4:e3");
+  assert.equal(macFromBackendData("null"), undefined);
+  assert.equal(macFromBackendData('{"VtepMAC":"aa:bb"'), "aa:bb");
+  assert.equal(macFromBackendData(undefined), undefined);
+});

@@ -7,6 +7,7 @@ import type { Netlink, Route } from "../../kernel/netlink/types.ts";
 import { formatIP4, formatIP4Net } from "../../subnet/ip.ts";
 import { LeaseWatcher, subnetKeyOf } from "../../subnet/lease_watcher.ts";
 import type { Lease, LeaseEvent, SignalOptions, SubnetManager } from "../../subnet/mod.ts";
+import { metrics } from "../../util/metrics.ts";
 import { sleep } from "../../util/abort.ts";
 import { describeError, type Logger } from "../../util/log.ts";
 import type { Network } from "../mod.ts";
@@ -111,6 +112,7 @@ export class UdpNetwork implements Network {
   readonly #logged = new Float64Array(64);
   readonly #loggedAt = new Map<number, number>();
   #badPeers = 0;
+  #exported?: UdpStats;
   #dp?: DataPath;
 
   constructor(options: UdpNetworkOptions) {
@@ -176,11 +178,30 @@ export class UdpNetwork implements Network {
     let lastRouteCheck = Date.now();
     while (await sleep(DROP_CHECK_MS, signal)) {
       this.#logDrops(interval);
+      this.#exportMetrics();
       if (Date.now() - lastRouteCheck >= interval) {
         lastRouteCheck = Date.now();
         await this.#ensureRoute();
       }
     }
+  }
+
+  /** Adds what the data path counted since the last call to the process metrics. */
+  #exportMetrics(): void {
+    const now = this.stats();
+    const was = this.#exported;
+    this.#exported = now;
+    metrics.udpPackets.inc({ direction: "rx" }, Math.max(0, now.packetsIn - (was?.packetsIn ?? 0)));
+    metrics.udpPackets.inc(
+      { direction: "tx" },
+      Math.max(0, now.packetsOut - (was?.packetsOut ?? 0)),
+    );
+    for (const [reason, n] of Object.entries(now.drops)) {
+      const before = was?.drops[reason as keyof typeof now.drops] ?? 0;
+      if (n > before) metrics.udpDrops.inc({ reason }, n - before);
+    }
+    metrics.peersKnown.set(this.#peers.size);
+    metrics.peersProgrammed.set(this.#peers.size);
   }
 
   /** One line per drop reason at most every `interval`; the first drop is logged within 1 s. */

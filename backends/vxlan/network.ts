@@ -33,6 +33,7 @@ import {
   sameNeighAs,
   sameRouteAs,
 } from "./peers.ts";
+import { metrics } from "../../util/metrics.ts";
 
 /** The wire name of this backend in leases and configs. */
 export const BACKEND_TYPE = "vxlan";
@@ -228,16 +229,23 @@ export class VxlanNetwork implements Network {
 
   async #pass(): Promise<void> {
     let ok = false;
+    metrics.reconcileRuns.inc({ kind: "vxlan" });
+    const done = metrics.reconcileDuration.startTimer({ kind: "vxlan" });
     try {
       const stats = await this.#reconcileOnce();
       ok = stats.failed === 0;
       this.#passError = undefined;
+      metrics.peersKnown.set(this.#peers.size);
+      metrics.peersProgrammed.set(this.#peers.size - stats.failed);
+      if (stats.failed > 0) metrics.reconcileErrors.inc({ kind: "vxlan" }, stats.failed);
       this.#o.onReconciled?.(stats);
     } catch (err) {
+      metrics.reconcileErrors.inc({ kind: "vxlan" });
       const text = describeError(err);
       if (text !== this.#passError) this.#o.log.error(`VXLAN reconciliation failed: ${text}`);
       this.#passError = text;
     }
+    done();
     if (ok) this.#backoff.reset();
     else this.#scheduleRetry();
   }
@@ -383,7 +391,10 @@ export class VxlanNetwork implements Network {
       for await (const event of netlink.subscribe(["link", "ipv4-route", "neigh"], { signal })) {
         const what = this.#concerns(event);
         if (what === undefined) continue;
-        if (what) log.info(`${what} by someone else, restoring`);
+        if (what) {
+          log.info(`${what} by someone else, restoring`);
+          metrics.kernelObjectsRestored.inc({ kind: "vxlan" });
+        }
         this.reconcile();
       }
     } catch (err) {

@@ -1,9 +1,8 @@
 /**
  * One HTTP exchange with the API server, as a web `Response`: Deno `fetch` with the cluster's CA
  * and client certificate, or — for `insecure-skip-tls-verify`, which Deno's fetch cannot do —
- * `node:https` with `rejectUnauthorized: false`.
+ * `node:https` with `rejectUnauthorized: false` (imported only then: it costs memory).
  */
-import https from "node:https";
 
 export interface TlsSettings {
   caCerts?: string[];
@@ -49,14 +48,18 @@ export function createSender(tls: TlsSettings): Sender {
 }
 
 function insecureSender(tls: TlsSettings): Sender {
-  const agent = new https.Agent({
-    keepAlive: true,
-    rejectUnauthorized: false,
-    ...(tls.cert && tls.key && { cert: tls.cert, key: tls.key }),
-  });
+  const loading = import("node:https").then(({ default: https }) => ({
+    https,
+    agent: new https.Agent({
+      keepAlive: true,
+      rejectUnauthorized: false,
+      ...(tls.cert && tls.key && { cert: tls.cert, key: tls.key }),
+    }),
+  }));
   return {
-    send: (req) =>
-      new Promise<Response>((resolve, reject) => {
+    send: async (req) => {
+      const { https, agent } = await loading;
+      return await new Promise<Response>((resolve, reject) => {
         req.signal?.throwIfAborted();
         const url = new URL(req.url);
         if (url.protocol !== "https:") {
@@ -95,7 +98,8 @@ function insecureSender(tls: TlsSettings): Sender {
         r.on("error", reject);
         if (req.body !== undefined) r.write(req.body);
         r.end();
-      }),
-    close: () => agent.destroy(),
+      });
+    },
+    close: () => void loading.then(({ agent }) => agent.destroy()),
   };
 }

@@ -29,6 +29,8 @@ export interface FakeApiServerOptions {
   /** Events of history kept for watch resumption (default 1000). */
   historyLimit?: number;
   port?: number;
+  /** Address to listen on (default 127.0.0.1). */
+  hostname?: string;
 }
 
 interface Stored {
@@ -121,7 +123,7 @@ export class FakeApiServer implements AsyncDisposable {
   }
 
   get url(): string {
-    return `${this.#o.tls ? "https" : "http"}://127.0.0.1:${this.#port}`;
+    return `${this.#o.tls ? "https" : "http"}://${this.#o.hostname ?? "127.0.0.1"}:${this.#port}`;
   }
 
   get resourceVersion(): number {
@@ -250,7 +252,9 @@ export class FakeApiServer implements AsyncDisposable {
         }),
       }, handler)
       : http.createServer(handler);
-    await new Promise<void>((resolve) => srv.listen(port, "127.0.0.1", () => resolve()));
+    await new Promise<void>((resolve) =>
+      srv.listen(port, this.#o.hostname ?? "127.0.0.1", () => resolve())
+    );
     this.#port = (srv.address() as { port: number }).port;
     this.#server = {
       close: () =>

@@ -9,27 +9,29 @@ import { AgentError, runAgent } from "./agent.ts";
 import { selectExternalInterface } from "./backends/external_interface.ts";
 import { loadBackend } from "./backends/mod.ts";
 import { FlagError } from "./cli/flags.ts";
-import { parseOptions, redactedOptions, usage, validateOptions } from "./cli/options.ts";
+import {
+  type Options,
+  parseOptions,
+  redactedOptions,
+  usage,
+  validateOptions,
+} from "./cli/options.ts";
 import { defaultRouteInterface, hostInterfaces } from "./kernel/iface.ts";
 import { type Netlink, openNetlink } from "./kernel/netlink/mod.ts";
 import { EtcdClient, EtcdUnavailableError } from "./subnet/etcd/client.ts";
 import { EtcdSubnetManager } from "./subnet/etcd/manager.ts";
-import { readPreviousSubnets, writeSubnetFile } from "./subnet/subnet_env.ts";
+import { type PreviousSubnets, readPreviousSubnets, writeSubnetFile } from "./subnet/subnet_env.ts";
+import type { SubnetManager } from "./subnet/mod.ts";
 import { sdNotify } from "./util/sd_notify.ts";
 import { createTrafficManager } from "./kernel/firewall/mod.ts";
 import { Health, type HealthServer, startHealthServer } from "./util/health.ts";
 import { metrics, registry } from "./util/metrics.ts";
 import { runWatchdog } from "./util/watchdog.ts";
-import { createLogger, describeError } from "./util/log.ts";
+import { createLogger, describeError, type Logger } from "./util/log.ts";
 import { VERSION } from "./version.ts";
 
 /** Flags accepted for compatibility whose behaviour is not implemented yet (logged when set). */
 const NOT_IMPLEMENTED = new Set([
-  "kube-api-url",
-  "kube-annotation-prefix",
-  "kubeconfig-file",
-  "net-config-path",
-  "set-node-network-unavailable",
   "vmodule",
   "log_backtrace_at",
 ]);
@@ -42,6 +44,57 @@ async function resolveCanReach(netlink: Netlink, target: string) {
   } catch {
     return { target };
   }
+}
+
+interface Store {
+  manager: SubnetManager;
+  /** Whether an error of this datastore is worth retrying. */
+  isTransient(err: unknown): boolean;
+  close(): void;
+}
+
+/** The subnet manager the flags ask for: Kubernetes (`--kube-subnet-mgr`) or etcd (default). */
+async function createStore(o: Options, previous: PreviousSubnets, log: Logger): Promise<Store> {
+  if (o.kubeSubnetMgr) {
+    // Loaded only in Kubernetes mode, so etcd mode pays nothing for it at start-up.
+    const { createKubeSubnetManager } = await import("./subnet/kube/mod.ts");
+    const { KubeApiError } = await import("./subnet/kube/client.ts");
+    const kube = await createKubeSubnetManager({
+      kubeconfigFile: o.kubeconfigFile,
+      apiUrl: o.kubeApiUrl,
+      annotationPrefix: o.kubeAnnotationPrefix,
+      netConfigPath: o.netConfigPath,
+      setNodeNetworkUnavailable: o.setNodeNetworkUnavailable,
+      env: Deno.env.toObject(),
+      log,
+    });
+    return {
+      manager: kube,
+      isTransient: (err) => err instanceof KubeApiError,
+      close: () => kube.close(),
+    };
+  }
+  const client = await EtcdClient.create({
+    endpoints: o.etcdEndpoints,
+    caFile: o.etcdCafile,
+    certFile: o.etcdCertfile,
+    keyFile: o.etcdKeyfile,
+    username: o.etcdUsername,
+    password: o.etcdPassword,
+    log,
+  });
+  const manager = new EtcdSubnetManager(client, {
+    prefix: o.etcdPrefix,
+    log,
+    previousSubnet: previous.subnet,
+    previousIPv6Subnet: previous.ipv6Subnet,
+    renewMarginMinutes: o.subnetLeaseRenewMargin,
+  });
+  return {
+    manager,
+    isTransient: (err) => err instanceof EtcdUnavailableError,
+    close: () => client.close(),
+  };
 }
 
 async function main(args: string[]): Promise<number> {
@@ -76,36 +129,24 @@ async function main(args: string[]): Promise<number> {
   for (const name of parsed.explicit) {
     if (NOT_IMPLEMENTED.has(name)) log.warn(`Flag --${name} is not implemented yet; ignoring it`);
   }
-  if (o.kubeSubnetMgr) {
-    log.error(
-      "--kube-subnet-mgr is not implemented yet; run with the etcd subnet manager (--etcd-endpoints)",
-    );
-    return 1;
-  }
-
   const previous = await readPreviousSubnets(o.subnetFile, log);
-  let client: EtcdClient;
+  let store: Store;
   try {
-    client = await EtcdClient.create({
-      endpoints: o.etcdEndpoints,
-      caFile: o.etcdCafile,
-      certFile: o.etcdCertfile,
-      keyFile: o.etcdKeyfile,
-      username: o.etcdUsername,
-      password: o.etcdPassword,
-      log,
-    });
+    store = await createStore(o, previous, log);
   } catch (err) {
     log.error(`Failed to create SubnetManager: ${describeError(err)}`);
     return 1;
   }
-  const manager = new EtcdSubnetManager(client, {
-    prefix: o.etcdPrefix,
-    log,
-    previousSubnet: previous.subnet,
-    previousIPv6Subnet: previous.ipv6Subnet,
-    renewMarginMinutes: o.subnetLeaseRenewMargin,
-  });
+  const { manager } = store;
+  // §0 step 11: addresses pinned by the datastore (kube node-public-ip annotations) win.
+  let publicIP = o.publicIP, publicIPv6 = o.publicIPv6;
+  try {
+    const stored = await manager.storedPublicIPs?.();
+    publicIP = stored?.ipv4 || publicIP;
+    publicIPv6 = stored?.ipv6 || publicIPv6;
+  } catch (err) {
+    log.warn(`Could not read the node's stored public IPs: ${describeError(err)}`);
+  }
 
   const root = new AbortController();
   // §0 step 7: the health server starts before anything can block.
@@ -124,7 +165,7 @@ async function main(args: string[]): Promise<number> {
       });
     } catch (err) {
       log.error(describeError(err));
-      client.close();
+      store.close();
       return 1;
     }
   }
@@ -146,8 +187,8 @@ async function main(args: string[]): Promise<number> {
         selectExternalInterface(await hostInterfaces(), {
           iface: o.iface,
           ifaceRegex: o.ifaceRegex,
-          publicIP: o.publicIP,
-          publicIPv6: o.publicIPv6,
+          publicIP,
+          publicIPv6,
           canReach: o.ifaceCanReach ? await resolveCanReach(netlink, o.ifaceCanReach) : undefined,
           defaultInterface: await defaultRouteInterface(config.enableIPv4 ? 4 : 6),
           ipv4: config.enableIPv4,
@@ -156,7 +197,7 @@ async function main(args: string[]): Promise<number> {
       loadBackend,
       writeSubnetFile: (content) => writeSubnetFile(o.subnetFile, content),
       notify: (state) => sdNotify(state, { NOTIFY_SOCKET: Deno.env.get("NOTIFY_SOCKET") }),
-      isTransient: (err) => err instanceof EtcdUnavailableError,
+      isTransient: (err) => store.isTransient(err),
       createTrafficManager: (mode) =>
         createTrafficManager({
           mode,
@@ -186,7 +227,7 @@ async function main(args: string[]): Promise<number> {
     health.shutdown();
     root.abort();
     await server?.shutdown();
-    client.close();
+    store.close();
     netlink.close();
     Deno.removeSignalListener("SIGTERM", onSignal);
     Deno.removeSignalListener("SIGINT", onSignal);

@@ -12,24 +12,9 @@ import { eventually, ping, skipUnlessRoot, TestBed } from "./testbed.ts";
 
 const NET_CONF = '{"Network":"10.100.0.0/16","Backend":{"Type":"vxlan"}}';
 
-/** Whether main.ts runs the Kubernetes subnet manager yet (the lead wires it). */
-export function kubeWired(): boolean {
-  const main = Deno.readTextFileSync(new URL("../main.ts", import.meta.url));
-  return main.includes("createKubeSubnetManager");
-}
-
-function skip(what: string): boolean {
-  if (skipUnlessRoot(what)) return true;
-  if (!kubeWired()) {
-    console.warn(`skipping ${what}: main.ts does not wire --kube-subnet-mgr yet`);
-    return true;
-  }
-  return false;
-}
-
 Deno.test({
   name: "kube e2e: three vxlan hosts get podCIDR leases, annotate their nodes and route pods",
-  ignore: skip("Kubernetes end-to-end"),
+  ignore: skipUnlessRoot("Kubernetes end-to-end"),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async (t) => {

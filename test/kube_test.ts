@@ -338,16 +338,8 @@ Deno.test("createKubeSubnetManager() finds the node through the pod and explains
   });
 });
 
-function mainWiresKube(): boolean {
-  const main = Deno.readTextFileSync(new URL("../main.ts", import.meta.url));
-  if (main.includes("createKubeSubnetManager")) return true;
-  console.warn("skipping the agent-process test: main.ts does not wire --kube-subnet-mgr yet");
-  return false;
-}
-
 Deno.test({
   name: "flanneld --kube-subnet-mgr --kubeconfig-file waits for a podCIDR, then serves",
-  ignore: !mainWiresKube(),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {

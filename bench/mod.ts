@@ -7,9 +7,11 @@ import { benchStartup } from "./startup.ts";
 import { benchHostGw } from "./host_gw.ts";
 import { benchUdp } from "./udp.ts";
 import { benchVxlan } from "./vxlan.ts";
+import { benchKube } from "./kube.ts";
 
 console.log("benchmark".padEnd(46), "measured".padEnd(34), "ratio".padEnd(14), "target");
 await benchStartup();
 await benchHostGw();
 await benchVxlan();
 await benchUdp();
+await benchKube();

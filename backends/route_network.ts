@@ -271,7 +271,8 @@ export class RouteNetwork implements Network {
                 event.op === "del" ? "deleted" : "changed"
               } by someone else, restoring`,
             );
-            this.reconcile();
+            metrics.kernelObjectsRestored.inc({ kind: "route" });
+            this.#exclusive(() => this.#applyChanges({ replace: [want], remove: [] }));
           }
         }
       }

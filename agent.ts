@@ -13,7 +13,7 @@ import {
   type NetworkConfig,
   type SubnetManager,
 } from "./subnet/mod.ts";
-import { formatIP4Net, formatIP6Net } from "./subnet/ip.ts";
+import { formatIP4, formatIP4Net, formatIP6Net } from "./subnet/ip.ts";
 import { formatSubnetEnv } from "./subnet/subnet_env.ts";
 import type { TrafficManager, TrafficMode } from "./kernel/firewall/mod.ts";
 import { runBlackholeRoutes } from "./kernel/blackhole.ts";
@@ -151,8 +151,9 @@ export async function runAgent(deps: AgentDeps, opts: AgentOptions): Promise<voi
   deps.health.setReady("lease", true);
   if (lease.expiration !== undefined) metrics.leaseExpiry.set(lease.expiration / 1000);
   log.info(
-    `Acquired lease ${formatIP4Net(lease.subnet)} on ${extIface.name}, MTU ${network.mtu}, ` +
-      `backend ${config.backendType}`,
+    `Acquired lease ${formatIP4Net(lease.subnet)}: interface ${extIface.name}, public IP ${
+      formatIP4(extIface.extAddr ?? 0)
+    }, backend ${config.backendType}, MTU ${network.mtu}`,
   );
 
   await installTrafficRules(deps, opts, config, lease, traffic, await cleanup);

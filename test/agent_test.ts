@@ -233,3 +233,33 @@ Deno.test("flanneld sends READY=1 to systemd only after subnet.env exists", asyn
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("20 flanneld processes started at once all get distinct subnets, none exits", async () => {
+  await using etcd = await startEtcd();
+  const dir = await Deno.makeTempDir();
+  const client = await EtcdClient.create({ endpoints: [etcd.endpoint] });
+  const agents: AgentProcess[] = [];
+  try {
+    // A /21 cut into /26s leaves 31 allocatable subnets: 20 racing nodes collide often.
+    await client.put(
+      `${PREFIX}/config`,
+      '{"Network":"10.6.0.0/21","SubnetLen":26,"Backend":{"Type":"alloc"}}',
+    );
+    for (let i = 0; i < 20; i++) {
+      agents.push(
+        new AgentProcess(agentArgs(etcd.endpoint, `${dir}/${i}.env`, `10.251.0.${i + 1}`)),
+      );
+    }
+    await Promise.all(agents.map((a) => a.waitFor(/Wrote subnet file/, 60_000)));
+    const subnets = await Promise.all(
+      agents.map(async (_, i) => (await readEnv(`${dir}/${i}.env`)).FLANNEL_SUBNET),
+    );
+    assert.equal(new Set(subnets).size, 20, subnets.join(" "));
+    assert.ok(agents.every((a) => !a.exited), "no agent exited");
+    assert.equal((await client.range(`${PREFIX}/subnets/`)).kvs.length, 20);
+  } finally {
+    await Promise.all(agents.map((a) => a[Symbol.asyncDispose]()));
+    client.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

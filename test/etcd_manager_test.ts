@@ -12,6 +12,7 @@ import { type LeaseEvent, LeaseRevokedError, type LeaseWatchResult } from "../su
 import { silentLogger } from "../util/log.ts";
 import { startEtcd } from "./etcd_server.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
+import { eventually } from "./eventually.ts";
 
 const PREFIX = "/coreos.com/network";
 const CONFIG = '{ "Network": "10.3.0.0/16", "SubnetMin": "10.3.1.0", "SubnetMax": "10.3.25.0" }';
@@ -39,14 +40,6 @@ function watchInto(m: EtcdSubnetManager, signal: AbortSignal) {
     }
   })();
   return { watcher, events, results, done };
-}
-
-async function until(cond: () => boolean, timeoutMs = 10_000, what = "condition"): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 Deno.test("EtcdSubnetManager against a real etcd", async (t) => {
@@ -164,14 +157,14 @@ Deno.test("EtcdSubnetManager.watchLeases() loses no event across partitions, res
     await direct.put(`${PREFIX}/config`, CONFIG);
     const w = watchInto(manager(viaProxy), abort.signal);
     const a = await manager(direct).acquireLease(attrs("192.168.9.1"));
-    await until(() => has(w, a.subnet.ip), 10_000, "live added event");
+    await eventually(() => has(w, a.subnet.ip), 10_000, "live added event");
 
     // Partition: events written meanwhile arrive once the watch resumes from its revision.
     proxy.cut();
     const b = await manager(direct).acquireLease(attrs("192.168.9.2"));
     await direct.delete(`${PREFIX}/subnets/${formatIP4Net(a.subnet).replace("/", "-")}`);
     proxy.heal();
-    await until(
+    await eventually(
       () => has(w, b.subnet.ip) && !has(w, a.subnet.ip),
       15_000,
       "resume after partition",
@@ -182,7 +175,7 @@ Deno.test("EtcdSubnetManager.watchLeases() loses no event across partitions, res
     // etcd itself restarts (same data dir): the watch reconnects and keeps going.
     await etcd.restart();
     const c = await manager(direct).acquireLease(attrs("192.168.9.3"));
-    await until(() => has(w, c.subnet.ip), 20_000, "event after etcd restart");
+    await eventually(() => has(w, c.subnet.ip), 20_000, "event after etcd restart");
 
     // Compaction past the watch's revision while partitioned forces a re-list and a diff.
     proxy.cut();
@@ -190,7 +183,7 @@ Deno.test("EtcdSubnetManager.watchLeases() loses no event across partitions, res
     const d = await manager(direct).acquireLease(attrs("192.168.9.4"));
     await direct.compact(await direct.put(`${PREFIX}/unrelated`, "x"));
     proxy.heal();
-    await until(
+    await eventually(
       () => has(w, d.subnet.ip) && !has(w, b.subnet.ip),
       20_000,
       "re-list after compaction",
@@ -198,7 +191,7 @@ Deno.test("EtcdSubnetManager.watchLeases() loses no event across partitions, res
     assert.ok(w.results.filter((r) => r.snapshot).length >= 2, "a second snapshot was delivered");
 
     const e = await manager(direct).acquireLease(attrs("192.168.9.5"));
-    await until(() => has(w, e.subnet.ip), 10_000, "live event after compaction");
+    await eventually(() => has(w, e.subnet.ip), 10_000, "live event after compaction");
     abort.abort();
     await w.done;
   } finally {

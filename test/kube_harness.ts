@@ -4,6 +4,7 @@
  * backend would see it.
  */
 import { formatIP4, formatIP4Net } from "../subnet/ip.ts";
+import { eventually as poll } from "./eventually.ts";
 import { LeaseWatcher } from "../subnet/lease_watcher.ts";
 import type { Lease } from "../subnet/mod.ts";
 import { createKubeSubnetManager } from "../subnet/kube/mod.ts";
@@ -155,14 +156,10 @@ export class PeerView {
 }
 
 /** Resolves once `cond()` holds (polling), else throws after `timeoutMs` with `what`. */
-export async function eventually(
+export function eventually(
   cond: () => boolean,
   what: () => string,
   timeoutMs = 5000,
 ): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out: ${what()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  return poll(cond, timeoutMs, what);
 }

@@ -10,6 +10,7 @@
  *   host ns "<id>h1" ─┘ eth0 10.199.K.1 ── cni0 (FLANNEL_SUBNET) ── pod ns "<id>h1p1" eth0 .2
  */
 import { AgentProcess } from "./agent_process.ts";
+import { eventually as poll } from "./eventually.ts";
 import { type EtcdServer, startEtcd } from "./etcd_server.ts";
 
 export const IS_ROOT = Deno.uid() === 0;
@@ -138,17 +139,13 @@ export async function ping(from: Pod, to: string, count = 1): Promise<boolean> {
   return r.ok;
 }
 
-/** Polls `cond` every 50 ms until it holds or `timeoutMs` passes (then throws naming `what`). */
-export async function eventually(
+/** Polls at 50 ms: each poll of a test bed usually spawns `ip`. */
+export function eventually(
   cond: () => Promise<boolean> | boolean,
   timeoutMs: number,
   what: string,
 ): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return poll(cond, timeoutMs, what, 50);
 }
 
 export interface TestBedOptions {

@@ -1,5 +1,6 @@
 /** Shared fixtures for the vxlan unit tests: a fake host (eth0 192.168.1.10/24) and leases. */
 import { FakeNetlink } from "../../test/fakes/netlink.ts";
+import { eventually } from "../../test/eventually.ts";
 import { FakeSubnetManager } from "../../test/fakes/subnet_manager.ts";
 import { parseNetworkConfig } from "../../subnet/config.ts";
 import { parseIP4, parseIP4Net } from "../../subnet/ip.ts";
@@ -78,10 +79,6 @@ export async function world(config: NetworkConfig = vxlanConfig()): Promise<Worl
 }
 
 /** Polls `cond` every 2 ms until it holds, or fails after `ms` naming `what`. */
-export async function until(cond: () => Promise<boolean> | boolean, what: string, ms = 2000) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
+export function until(cond: () => Promise<boolean> | boolean, what: string, ms = 2000) {
+  return eventually(cond, ms, what, 2);
 }

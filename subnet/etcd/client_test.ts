@@ -3,6 +3,7 @@
  * wire helpers.
  */
 import assert from "node:assert/strict";
+import { eventually } from "../../test/eventually.ts";
 import { startEtcd } from "../../test/etcd_server.ts";
 import { makeTlsFiles } from "../../test/tls.ts";
 import { createLogger, type Logger } from "../../util/log.ts";
@@ -32,12 +33,8 @@ function deadEndpoint(): string {
 }
 
 /** Polls `cond` every 10 ms; fails after 10 s. */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const end = Date.now() + 10_000;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+function until(cond: () => boolean, what: string): Promise<void> {
+  return eventually(cond, 10_000, what, 10);
 }
 
 /** The revision a watch must start from to see every write made after this call. */

@@ -12,6 +12,7 @@ import { formatIP4, formatIP4Net } from "../subnet/ip.ts";
 import { LeaseWatcher } from "../subnet/lease_watcher.ts";
 import type { Lease, LeaseEvent, SignalOptions, SubnetManager } from "../subnet/mod.ts";
 import { sleep } from "../util/abort.ts";
+import { forEachKernelEvent } from "./_kernel_events.ts";
 import { metrics } from "../util/metrics.ts";
 import { describeError, type Logger } from "../util/log.ts";
 import type { Network } from "./mod.ts";
@@ -256,34 +257,23 @@ export class RouteNetwork implements Network {
   }
 
   /** Reconciles soon after the kernel reports a change to a route we want. */
-  async #watchKernel(signal?: AbortSignal): Promise<void> {
+  #watchKernel(signal?: AbortSignal): Promise<void> {
     const { netlink, log } = this.#o;
-    try {
-      for await (const event of netlink.subscribe(["ipv4-route", "link"], { signal })) {
-        if (event.kind === "resync" || event.kind === "link") {
-          this.reconcile();
-        } else if (event.kind === "route") {
-          const want = this.#desired.get(event.route.dst);
-          if (!want) continue;
-          if (event.op === "del" || !sameRoute(event.route, want)) {
-            log.info(
-              `Route to ${event.route.dst} was ${
-                event.op === "del" ? "deleted" : "changed"
-              } by someone else, restoring`,
-            );
-            metrics.kernelObjectsRestored.inc({ kind: "route" });
-            this.#exclusive(() => this.#applyChanges({ replace: [want], remove: [] }));
-          }
-        }
+    return forEachKernelEvent(netlink, ["ipv4-route", "link"], log, signal, (event) => {
+      if (event.kind === "resync" || event.kind === "link") {
+        this.reconcile();
+        return;
       }
-    } catch (err) {
-      if (!signal?.aborted) {
-        log.error(
-          `Kernel event subscription failed (falling back to the periodic check): ${
-            describeError(err)
-          }`,
-        );
-      }
-    }
+      if (event.kind !== "route") return;
+      const want = this.#desired.get(event.route.dst);
+      if (!want || (event.op === "new" && sameRoute(event.route, want))) return;
+      log.info(
+        `Route to ${event.route.dst} was ${
+          event.op === "del" ? "deleted" : "changed"
+        } by someone else, restoring`,
+      );
+      metrics.kernelObjectsRestored.inc({ kind: "route" });
+      this.#exclusive(() => this.#applyChanges({ replace: [want], remove: [] }));
+    });
   }
 }

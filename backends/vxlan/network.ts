@@ -34,6 +34,7 @@ import {
   sameRouteAs,
 } from "./peers.ts";
 import { metrics } from "../../util/metrics.ts";
+import { forEachKernelEvent } from "../_kernel_events.ts";
 
 /** The wire name of this backend in leases and configs. */
 export const BACKEND_TYPE = "vxlan";
@@ -385,27 +386,17 @@ export class VxlanNetwork implements Network {
   }
 
   /** Reconciles soon after the kernel reports a change to something we want. */
-  async #watchKernel(signal?: AbortSignal): Promise<void> {
+  #watchKernel(signal?: AbortSignal): Promise<void> {
     const { netlink, log } = this.#o;
-    try {
-      for await (const event of netlink.subscribe(["link", "ipv4-route", "neigh"], { signal })) {
-        const what = this.#concerns(event);
-        if (what === undefined) continue;
-        if (what) {
-          log.info(`${what} by someone else, restoring`);
-          metrics.kernelObjectsRestored.inc({ kind: "vxlan" });
-        }
-        this.reconcile();
+    return forEachKernelEvent(netlink, ["link", "ipv4-route", "neigh"], log, signal, (event) => {
+      const what = this.#concerns(event);
+      if (what === undefined) return;
+      if (what) {
+        log.info(`${what} by someone else, restoring`);
+        metrics.kernelObjectsRestored.inc({ kind: "vxlan" });
       }
-    } catch (err) {
-      if (!signal?.aborted) {
-        log.error(
-          `Kernel event subscription failed (falling back to the periodic check): ${
-            describeError(err)
-          }`,
-        );
-      }
-    }
+      this.reconcile();
+    });
   }
 
   /**

@@ -82,7 +82,7 @@ async function untilConfig(
       if (opts.signal.aborted) return undefined;
       if (!(err instanceof ConfigError) && !deps.isTransient(err)) throw err;
       const message = describeError(err);
-      // flannel logs every second; we log each distinct problem once, then every 30th retry.
+      // flannel logs every second; we log each distinct problem once.
       if (message !== lastMessage) deps.log.error(`Couldn't fetch network config: ${message}`);
       lastMessage = message;
       await sleep(opts.retryMs ?? 1000, opts.signal);
@@ -96,7 +96,7 @@ async function untilConfig(
  * both cases (exit 0); throws `AgentError` for failures that end the process with status 1.
  */
 export async function runAgent(deps: AgentDeps, opts: AgentOptions): Promise<void> {
-  const { log, signal } = { log: deps.log, signal: opts.signal };
+  const log = deps.log, signal = opts.signal;
   log.info(`Created subnet manager: ${deps.manager.name}`);
 
   const config = await untilConfig(deps, opts);
@@ -227,7 +227,7 @@ async function installTrafficRules(
   traffic: TrafficManager,
   cleanupError: unknown,
 ): Promise<void> {
-  const { log, signal } = { log: deps.log, signal: opts.signal };
+  const log = deps.log, signal = opts.signal;
   if (cleanupError) {
     throw new AgentError(
       `Failed to clean up ${

@@ -2,10 +2,13 @@
  * The libc calls behind TUN devices and the udp backend's data path, through Deno FFI. Every
  * call is synchronous: the data path runs them on dedicated worker threads, where blocking in
  * `poll` costs nothing, and `errno()` read right after a failed call on the same thread is that
- * call's errno. Buffers are passed as typed arrays (V8 fast calls, no per-call allocation).
+ * call's errno. Buffers used only during a call are passed as typed arrays (V8 fast calls, no
+ * per-call allocation); memory the kernel reaches through stored addresses (the mmsghdr vectors)
+ * or that a call may use after it returns is a `"pointer"` into pinned memory (./pinned.ts).
  */
 
-const symbols = {
+/** The symbols, exported for the test that checks which parameters must be pinned. */
+export const symbols = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   read: { parameters: ["i32", "buffer", "u64"], result: "i32" },
@@ -15,9 +18,9 @@ const symbols = {
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "u64", "i32", "buffer", "u32"], result: "i32" },
-  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
-  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  recvmmsg: { parameters: ["i32", "pointer", "u32", "i32", "pointer"], result: "i32" },
+  sendmmsg: { parameters: ["i32", "pointer", "u32", "i32"], result: "i32" },
+  poll: { parameters: ["pointer", "u64", "i32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;

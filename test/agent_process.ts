@@ -10,6 +10,8 @@ export interface AgentProcessOptions {
   env?: Record<string, string>;
   /** Run inside this network namespace (`ip netns exec NS`). */
   netns?: string;
+  /** Extra `deno run` options before the script (e.g. `--v8-flags=...`). */
+  denoArgs?: string[];
 }
 
 export class AgentProcess implements AsyncDisposable {
@@ -22,7 +24,7 @@ export class AgentProcess implements AsyncDisposable {
 
   constructor(args: string[], options: AgentProcessOptions = {}) {
     const deno = Deno.execPath();
-    const argv = [deno, "run", "-A", "--quiet", MAIN, ...args];
+    const argv = [deno, "run", "-A", "--quiet", ...(options.denoArgs ?? []), MAIN, ...args];
     const [cmd, ...rest] = options.netns ? ["ip", "netns", "exec", options.netns, ...argv] : argv;
     this.#child = new Deno.Command(cmd, {
       args: rest,

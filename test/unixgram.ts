@@ -7,7 +7,7 @@ import { sockaddrUn } from "../util/sd_notify.ts";
 
 // `Deno.listenDatagram({ transport: "unixpacket" })` needs --unstable-net, so the receiving
 // side is built with libc through FFI too: a non-blocking datagram socket bound to the address.
-const SYMBOLS = {
+export const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },

@@ -20,7 +20,8 @@ const SOCKADDR_UN_SIZE = 110;
 /** Retries when the receiver's queue is full (EAGAIN): about 1.3 s in all. */
 const EAGAIN_DELAYS_MS = [5, 10, 20, 40, 80, 160, 320, 640];
 
-const LIBC_SYMBOLS = {
+/** The symbols, exported for the test that checks which parameters must be pinned. */
+export const LIBC_SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },

@@ -30,6 +30,7 @@ import {
   readU32,
   Verdict,
 } from "./packet.ts";
+import { Pinned } from "../../kernel/pinned.ts";
 import { checkSource, PeerIndex, SourceVerdict } from "./peers.ts";
 import { S } from "./stats.ts";
 
@@ -54,74 +55,84 @@ export interface WorkerConfig {
 const HDR = 64; // sizeof(struct mmsghdr) on x86_64 / aarch64
 const IOV = 16;
 const NAME = 16; // sizeof(struct sockaddr_in)
+const POLLFD = 8;
 
-function address(buf: ArrayBuffer): bigint {
-  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
-}
-
-/** Preallocated buffers and the mmsghdr vector pointing into them. */
+/**
+ * The buffers of one direction and the `mmsghdr` vector pointing into them, in ONE pinned region
+ * (kernel/pinned.ts): headers, iovecs, addresses, packet slots, and the poll set. The headers hold
+ * the addresses of the iovecs and names, the iovecs those of the slots, so the whole region must
+ * stay put and alive for as long as the worker runs; it is released only after the loop ends.
+ */
 class Batch {
+  readonly mem: Pinned;
   readonly slot: number;
+  /** Packet slots: slot `i` starts at `i * slot`. */
   readonly data: Uint8Array;
   readonly views: Uint8Array[];
-  readonly hdrs: Uint8Array;
-  readonly hdrViews: Uint8Array[];
   readonly hdr32: Uint32Array;
   readonly iov32: Uint32Array;
   readonly names: Uint8Array;
+  /** `hdrs[i]`: pointer to the i-th mmsghdr (for sendmmsg of a batch's tail). */
+  readonly hdrs: Deno.PointerObject[];
+  readonly pollSet: Deno.PointerObject;
 
-  constructor(readonly size: number, mtu: number) {
+  constructor(readonly size: number, mtu: number, fd: number, wakeFd: number) {
     this.slot = (mtu + 64 + 63) & ~63;
-    const data = new ArrayBuffer(size * this.slot);
-    const hdrs = new ArrayBuffer(size * HDR);
-    const iovs = new ArrayBuffer(size * IOV);
-    const names = new ArrayBuffer(size * NAME);
-    this.data = new Uint8Array(data);
-    this.hdrs = new Uint8Array(hdrs);
-    this.hdr32 = new Uint32Array(hdrs);
-    this.iov32 = new Uint32Array(iovs);
-    this.names = new Uint8Array(names);
-    const hdr64 = new BigUint64Array(hdrs);
-    const iov64 = new BigUint64Array(iovs);
-    const [pData, pIovs, pNames] = [address(data), address(iovs), address(names)];
+    const hdrAt = 0;
+    const iovAt = hdrAt + size * HDR;
+    const nameAt = iovAt + size * IOV;
+    const pollAt = nameAt + size * NAME;
+    const dataAt = (pollAt + 2 * POLLFD + 63) & ~63;
+    const mem = new Pinned(dataAt + size * this.slot);
+    this.mem = mem;
+    const buf = mem.bytes.buffer;
+    this.data = mem.view(dataAt, size * this.slot);
+    this.hdr32 = new Uint32Array(buf, hdrAt, (size * HDR) / 4);
+    this.iov32 = new Uint32Array(buf, iovAt, (size * IOV) / 4);
+    this.names = mem.view(nameAt, size * NAME);
+    const hdr64 = new BigUint64Array(buf, hdrAt, (size * HDR) / 8);
+    const iov64 = new BigUint64Array(buf, iovAt, (size * IOV) / 8);
     this.views = [];
-    this.hdrViews = [];
+    this.hdrs = [];
     for (let i = 0; i < size; i++) {
       this.views.push(this.data.subarray(i * this.slot, (i + 1) * this.slot));
-      this.hdrViews.push(this.hdrs.subarray(i * HDR));
-      iov64[i * 2] = pData + BigInt(i * this.slot);
+      this.hdrs.push(mem.pointer(hdrAt + i * HDR));
+      iov64[i * 2] = mem.address(dataAt + i * this.slot);
       iov64[i * 2 + 1] = BigInt(this.slot);
-      hdr64[i * 8] = pNames + BigInt(i * NAME); // msg_name
+      hdr64[i * 8] = mem.address(nameAt + i * NAME); // msg_name
       this.hdr32[i * 16 + 2] = NAME; // msg_namelen
-      hdr64[i * 8 + 2] = pIovs + BigInt(i * IOV); // msg_iov
+      hdr64[i * 8 + 2] = mem.address(iovAt + i * IOV); // msg_iov
       hdr64[i * 8 + 3] = 1n; // msg_iovlen
       this.names[i * NAME] = 2; // AF_INET (little-endian u16)
     }
+    const dv = new DataView(buf, pollAt, 2 * POLLFD);
+    dv.setInt32(0, fd, true);
+    dv.setInt16(4, POLLIN, true);
+    dv.setInt32(8, wakeFd, true);
+    dv.setInt16(12, POLLIN, true);
+    this.pollSet = mem.pointer(pollAt);
   }
 }
 
-function pollFds(fd: number, wakeFd: number): Uint8Array {
-  const b = new Uint8Array(new ArrayBuffer(16));
-  const dv = new DataView(b.buffer);
-  dv.setInt32(0, fd, true);
-  dv.setInt16(4, POLLIN, true);
-  dv.setInt32(8, wakeFd, true);
-  dv.setInt16(12, POLLIN, true);
-  return b;
-}
+/**
+ * With `--v8-flags=--expose-gc` (the endurance tests), a full collection every 256 rounds, so
+ * memory that is handed to the kernel but not kept alive fails within seconds, not days.
+ */
+const stressGc = (globalThis as { gc?: () => void }).gc;
 
 function runOut(c: WorkerConfig, libc: TunLibc): void {
   const stop = new Int32Array(c.control);
   const st = new Float64Array(c.stats);
   const peers = new PeerIndex(c.peers);
-  const b = new Batch(c.batch, c.mtu);
-  const { data, views, iov32, names, hdrViews, slot } = b;
+  const b = new Batch(c.batch, c.mtu, c.tunFd, c.wakeFd);
+  const { data, views, iov32, names, hdrs, slot, pollSet } = b;
   const icmp = new Uint8Array(new ArrayBuffer(NET_UNREACHABLE_MAX));
-  const fds = pollFds(c.tunFd, c.wakeFd);
   const { tunFd, udpFd, tunAddr, batch } = c;
   const slotBig = BigInt(slot);
   let failures = 0;
+  let rounds = 0;
   while (Atomics.load(stop, 0) === 0) {
+    if (stressGc && (++rounds & 255) === 0) stressGc();
     try {
       peers.refresh();
       let k = 0;
@@ -172,7 +183,7 @@ function runOut(c: WorkerConfig, libc: TunLibc): void {
         let sent = 0;
         let failed = 0;
         while (sent < k) {
-          const r = libc.sendmmsg(udpFd, hdrViews[sent], k - sent, 0);
+          const r = libc.sendmmsg(udpFd, hdrs[sent], k - sent, 0);
           if (r > 0) {
             sent += r;
             continue;
@@ -189,32 +200,45 @@ function runOut(c: WorkerConfig, libc: TunLibc): void {
         st[S.udpSent] += k - failed;
         st[S.udpSentBytes] += bytes;
       }
-      if (drained) libc.poll(fds, 2n, -1);
+      if (drained) libc.poll(pollSet, 2n, -1);
       failures = 0;
     } catch {
       st[S.internalErrors]++;
       // Never spin on a persistent fault: back off a little.
-      if (++failures > 3) libc.poll(fds, 0n, 10);
+      if (++failures > 3) libc.poll(pollSet, 0n, 10);
     }
   }
+  // The loop is over: no call can use the region any more.
+  b.mem.release();
 }
 
 function runIn(c: WorkerConfig, libc: TunLibc): void {
   const stop = new Int32Array(c.control);
   const st = new Float64Array(c.stats);
   const peers = new PeerIndex(c.peers);
-  const b = new Batch(c.batch, c.mtu);
-  const { data, views, hdrs, hdr32, names, slot } = b;
-  const fds = pollFds(c.udpFd, c.wakeFd);
+  const b = new Batch(c.batch, c.mtu, c.udpFd, c.wakeFd);
+  const { data, views, hdr32, names, slot, pollSet } = b;
+  const first = b.hdrs[0];
   const { tunFd, udpFd, mtu, batch } = c;
+  // Lengths as the bigints the FFI call takes, made once (no allocation per packet).
+  const lengths = Array.from({ length: mtu + 1 }, (_, n) => BigInt(n));
   let failures = 0;
+  let rounds = 0;
   while (Atomics.load(stop, 0) === 0) {
+    if (stressGc && (++rounds & 255) === 0) stressGc();
     try {
-      const r = libc.recvmmsg(udpFd, hdrs, batch, MSG_DONTWAIT, null);
+      const r = libc.recvmmsg(udpFd, first, batch, MSG_DONTWAIT, null);
       if (r < 0) {
         const e = errno();
-        if (e !== EAGAIN && e !== EINTR) st[S.inRecvError]++;
-        if (e !== EINTR) libc.poll(fds, 2n, -1);
+        if (e === EINTR) continue;
+        if (e === EAGAIN) {
+          libc.poll(pollSet, 2n, -1);
+        } else {
+          // A persistent failure must not spin: count it and wait a little.
+          st[S.inRecvError]++;
+          st[S.lastRecvErrno] = e;
+          libc.poll(pollSet, 0n, 10);
+        }
         continue;
       }
       st[S.inBatches]++;
@@ -251,10 +275,9 @@ function runIn(c: WorkerConfig, libc: TunLibc): void {
           st[S.inTtl]++;
           continue;
         }
-        const lenBig = BigInt(len);
-        let w = libc.write(tunFd, views[i], lenBig);
+        let w = libc.write(tunFd, views[i], lengths[len]);
         for (let tries = 0; w < 0 && tries < 8 && errno() === EAGAIN; tries++) {
-          w = libc.write(tunFd, views[i], lenBig);
+          w = libc.write(tunFd, views[i], lengths[len]);
         }
         if (w === len) {
           st[S.tunWritten]++;
@@ -267,9 +290,10 @@ function runIn(c: WorkerConfig, libc: TunLibc): void {
       failures = 0;
     } catch {
       st[S.internalErrors]++;
-      if (++failures > 3) libc.poll(fds, 0n, 10);
+      if (++failures > 3) libc.poll(pollSet, 0n, 10);
     }
   }
+  b.mem.release();
 }
 
 self.onmessage = (e: MessageEvent<WorkerConfig>) => {

@@ -93,7 +93,7 @@ const dropReasons: [slot: number, what: string, last?: number][] = [
   [S.inMalformed, "datagrams without a valid IPv4 header"],
   [S.inTtl, "inbound packets whose TTL ran out"],
   [S.inWriteError, "packets the TUN device refused", S.lastWriteErrno],
-  [S.inRecvError, "failed receive calls"],
+  [S.inRecvError, "failed receive calls", S.lastRecvErrno],
   [S.outNoRoute, "packets to subnets no peer leases", S.lastNoRouteDst],
   [S.outShort, "TUN packets shorter than an IPv4 header"],
   [S.outMalformed, "TUN packets without a valid IPv4 header"],
@@ -216,7 +216,7 @@ export class UdpNetwork implements Network {
       this.#loggedAt.set(slot, now);
       let detail = "";
       if (last !== undefined) {
-        detail = last === S.lastSendErrno || last === S.lastWriteErrno
+        detail = last === S.lastSendErrno || last === S.lastWriteErrno || last === S.lastRecvErrno
           ? ` (last errno ${s[last]})`
           : ` (last ${formatIP4(s[last])})`;
       }

@@ -38,9 +38,10 @@ export const S = {
   lastWriteErrno: 27,
   /** Unexpected exceptions caught in a worker loop (the loop carries on). */
   internalErrors: 28,
+  lastRecvErrno: 29,
 } as const;
 
-export const STAT_SLOTS = 29;
+export const STAT_SLOTS = 30;
 
 /** Drop counters by reason, for both directions. */
 export interface UdpDrops {
@@ -62,6 +63,12 @@ export interface UdpDrops {
   readonly sendError: number;
   /** Writing into the TUN device failed. */
   readonly tunWriteError: number;
+  /** recvmmsg failed (other than "nothing to read"). */
+  readonly receiveError: number;
+  /** Reading from the TUN device failed (other than "nothing to read"). */
+  readonly tunReadError: number;
+  /** Unexpected exceptions in a worker loop (the loop carried on). */
+  readonly internalError: number;
 }
 
 /** What `UdpNetwork.stats()` returns. */
@@ -105,6 +112,9 @@ export function readStats(s: Float64Array, badPeers: number): UdpStats {
       spoofedSource: s[S.inSpoofedSource],
       sendError: s[S.outSendError],
       tunWriteError: s[S.inWriteError],
+      receiveError: s[S.inRecvError],
+      tunReadError: s[S.outReadError],
+      internalError: s[S.internalErrors],
     },
     badPeers,
     internalErrors: s[S.internalErrors],

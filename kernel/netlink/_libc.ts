@@ -4,14 +4,16 @@
  * `errno()` read right after a failed call is that call's errno.
  */
 
-const symbols = {
+/** The symbols, exported for the test that checks which parameters must be pinned. */
+export const symbols = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  // Runs on another thread while JavaScript goes on: its poll set must be pinned (../pinned.ts).
+  poll: { parameters: ["pointer", "u64", "i32"], result: "i32", nonblocking: true },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },

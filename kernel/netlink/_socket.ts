@@ -4,6 +4,7 @@
  * non-blocking `recv` first and only wait in `poll` on a worker thread when the queue is empty,
  * so the event loop keeps running. An eventfd wakes that `poll` on close.
  */
+import { Pinned } from "../pinned.ts";
 import { errnoError } from "./errors.ts";
 import * as c from "./_libc.ts";
 
@@ -53,6 +54,8 @@ export class FfiNetlinkSocket implements PacketSocket {
   #fd: number;
   #wake: number;
   #buf = new Uint8Array(INITIAL_BUFFER);
+  /** The poll set (socket, eventfd): read by a poll running on another thread, so pinned. */
+  readonly #pollSet: Pinned;
   #closed = false;
   #polling = false;
   /** The port (nl_pid) the kernel assigned. */
@@ -94,6 +97,12 @@ export class FfiNetlinkSocket implements PacketSocket {
       lib.close(this.#wake);
       throw err;
     }
+    this.#pollSet = new Pinned(16);
+    const v = new DataView(this.#pollSet.bytes.buffer);
+    v.setInt32(0, this.#fd, true);
+    v.setInt16(4, c.POLLIN, true);
+    v.setInt32(8, this.#wake, true);
+    v.setInt16(12, c.POLLIN, true);
   }
 
   #option(level: number, name: number, value: number, label: string): void {
@@ -152,15 +161,9 @@ export class FfiNetlinkSocket implements PacketSocket {
   }
 
   async #waitReadable(): Promise<void> {
-    const fds = new Uint8Array(16);
-    const v = new DataView(fds.buffer);
-    v.setInt32(0, this.#fd, true);
-    v.setInt16(4, c.POLLIN, true);
-    v.setInt32(8, this.#wake, true);
-    v.setInt16(12, c.POLLIN, true);
     this.#polling = true;
     try {
-      await c.libc().poll(fds, 2n, -1);
+      await c.libc().poll(this.#pollSet.pointer(), 2n, -1);
     } finally {
       this.#polling = false;
       if (this.#closed) this.#release();
@@ -186,5 +189,7 @@ export class FfiNetlinkSocket implements PacketSocket {
     c.libc().close(this.#wake);
     this.#fd = -1;
     this.#wake = -1;
+    // No poll is in flight (close() waits for it), so the poll set can go.
+    this.#pollSet.release();
   }
 }

@@ -70,11 +70,14 @@ export class AgentProcess implements AsyncDisposable {
     for (const w of this.#waiters) w();
   }
 
-  /** Resolves with the first log line matching `re`; rejects after `timeoutMs` or on exit. */
-  waitFor(re: RegExp, timeoutMs = 10_000): Promise<string> {
+  /**
+   * Resolves with the first log line matching `re` (at or after line number `from`); rejects
+   * after `timeoutMs` or on exit.
+   */
+  waitFor(re: RegExp, timeoutMs = 10_000, from = 0): Promise<string> {
     return new Promise((resolve, reject) => {
       const check = () => {
-        const hit = this.lines.find((l) => re.test(l));
+        const hit = this.lines.find((l, i) => i >= from && re.test(l));
         if (hit !== undefined) {
           done();
           resolve(hit);

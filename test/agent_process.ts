@@ -10,6 +10,10 @@ export interface AgentProcessOptions {
   env?: Record<string, string>;
   /** Run inside this network namespace (`ip netns exec NS`). */
   netns?: string;
+  /** The module to run instead of this tree's `main.ts` (a moved copy, a bundle). */
+  main?: string;
+  /** Working directory of the agent (default: the test's). */
+  cwd?: string;
 }
 
 export class AgentProcess implements AsyncDisposable {
@@ -22,11 +26,12 @@ export class AgentProcess implements AsyncDisposable {
 
   constructor(args: string[], options: AgentProcessOptions = {}) {
     const deno = Deno.execPath();
-    const argv = [deno, "run", "-A", "--quiet", MAIN, ...args];
+    const argv = [deno, "run", "-A", "--quiet", options.main ?? MAIN, ...args];
     const [cmd, ...rest] = options.netns ? ["ip", "netns", "exec", options.netns, ...argv] : argv;
     this.#child = new Deno.Command(cmd, {
       args: rest,
       env: options.env,
+      cwd: options.cwd,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

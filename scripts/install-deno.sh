@@ -21,7 +21,7 @@ fail() {
 
 suitable() {
 	command -v deno >/dev/null 2>&1 &&
-		deno --version 2>/dev/null | head -1 | grep -q "^deno ${DENO_VERSION%.*}\."
+		deno --version 2>/dev/null | sed -n 1p | grep -q "^deno ${DENO_VERSION%.*}\."
 }
 
 if suitable; then
@@ -60,7 +60,7 @@ else
 		fail "with Deno's official installer (https://deno.land/install.sh; no network?): $(last_line)"
 	bin="$prefix/bin/deno"
 fi
-[ -n "$bin" ] && "$bin" --version 2>/dev/null | head -1 | grep -q "^deno ${DENO_VERSION}\b" ||
+[ -n "$bin" ] && "$bin" --version 2>/dev/null | sed -n 1p | grep -q "^deno ${DENO_VERSION}\b" ||
 	fail "($how): no working deno $DENO_VERSION binary under $prefix"
 ln -sf "$bin" "$LINK_DIR/deno" 2>/dev/null || true
 echo "$bin"

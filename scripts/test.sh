@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_setup.sh
 setup test
-deno --version | head -1
+deno --version | sed -n 1p
 deno task lint
 deno task check
 deno task test

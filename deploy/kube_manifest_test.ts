@@ -1,171 +1,115 @@
 /**
- * deploy/kube-flannel.yml parses and holds what flannel's manifest holds (REFERENCE §4.7, §4.8,
- * §10): namespace, RBAC, service account, ConfigMap, DaemonSet.
+ * deploy/kube-flannel.yml against flannel's own manifest and Helm chart (golden data extracted
+ * from flannel v0.28.9 in test/golden/): every field differs only where the README's list of
+ * differences says so, and everything the manifest or the chart asks of the image (commands,
+ * flags, env, net-conf.json) is something our image and agent provide.
  */
 import assert from "node:assert/strict";
 import { parseOptions } from "../cli/options.ts";
+import { parseVxlanConfig } from "../backends/vxlan/config.ts";
 import { parseNetworkConfig } from "../subnet/config.ts";
 import { parseYamlDocuments, type Yaml } from "../subnet/kube/_yaml.ts";
+import {
+  diffFields,
+  type FieldDifference,
+  type FieldValue,
+  manifestFields,
+} from "../test/manifest_fields.ts";
 
-const text = Deno.readTextFileSync(new URL("./kube-flannel.yml", import.meta.url));
-const docs: Yaml[] = parseYamlDocuments(text);
-const find = (kind: string) => {
-  const hits = docs.filter((d) => d?.kind === kind);
-  assert.equal(hits.length, 1, `one ${kind}`);
-  return hits[0];
-};
+const read = (path: string) => Deno.readTextFileSync(new URL(path, import.meta.url));
+const docs: Yaml[] = parseYamlDocuments(read("./kube-flannel.yml"));
+const golden = JSON.parse(read("../test/golden/flannel-v0.28.9-manifests.json"));
+const flannelFields = golden["kube-flannel.yml"];
+const chart = golden.chart;
+const daemonSet = docs.find((d) => d?.kind === "DaemonSet");
+const pod = daemonSet.spec.template.spec;
+const container = (name: string) =>
+  [...pod.initContainers, ...pod.containers].find((c: Yaml) => c.name === name);
 
-Deno.test("kube-flannel.yml has flannel's objects and no others", () => {
-  assert.deepEqual(
-    docs.map((d) => `${d.kind}/${d.metadata.name}`).sort(),
-    [
-      "ClusterRole/flannel",
-      "ClusterRoleBinding/flannel",
-      "ConfigMap/kube-flannel-cfg",
-      "DaemonSet/kube-flannel-ds",
-      "Namespace/kube-flannel",
-      "ServiceAccount/flannel",
-    ],
+/** A value as the README writes it: strings bare, the rest as JSON, a missing field as "—". */
+function shown(v: FieldValue): string {
+  return v === undefined ? "—" : typeof v === "string" ? v : JSON.stringify(v);
+}
+
+/** The rows of the README table between the `manifest-differences` markers. */
+function readmeDifferences(): string[] {
+  const readme = read("../README.md");
+  const m = /<!-- manifest-differences[^>]*-->\n([\s\S]*?)<!-- \/manifest-differences -->/.exec(
+    readme,
   );
-  const ns = find("Namespace");
-  assert.deepEqual(ns.metadata.labels, {
-    "k8s-app": "flannel",
-    "pod-security.kubernetes.io/enforce": "privileged",
+  assert.ok(m, "README.md has the manifest-differences table");
+  const rows = m[1].split("\n").filter((l) => l.startsWith("| `"));
+  return rows.map((row) => {
+    const cells = row.split(" | ").map((c) => c.replace(/^\|? ?`?|`? ?\|?$/g, ""));
+    return cells.slice(0, 4).join(" | ");
   });
-  for (const kind of ["ServiceAccount", "ConfigMap", "DaemonSet"]) {
-    assert.equal(find(kind).metadata.namespace, "kube-flannel", kind);
+}
+
+Deno.test("kube-flannel.yml differs from flannel's only where the README says", () => {
+  const ours = manifestFields(docs);
+  const differences = diffFields(ours, flannelFields).map((d: FieldDifference) => {
+    const [object, ...field] = d.path.split(" ");
+    return [object, field.join(" "), shown(d.ours), shown(d.flannel)].join(" | ");
+  });
+  assert.deepEqual(differences, readmeDifferences());
+  // The comparison saw the whole manifest, not a part of it.
+  assert.ok(Object.keys(flannelFields).length > 100);
+  assert.deepEqual(
+    docs.map((d) => `${d.kind}/${d.metadata.name}`),
+    [...new Set(Object.keys(flannelFields).map((p) => p.split(" ")[0]))],
+  );
+});
+
+Deno.test("kube-flannel.yml and flannel's Helm chart run commands our image has", () => {
+  const containerfile = read("./Containerfile");
+  for (const bin of ["flanneld", "install-conf", "mk-docker-opts.sh"]) {
+    assert.match(containerfile, new RegExp(`^COPY .* /opt/bin/${bin}$`, "m"), bin);
   }
+  assert.match(containerfile, /^ENTRYPOINT \["\/opt\/bin\/flanneld"\]$/m);
+  // Both iptables backends, for the detection of the host's (kernel/firewall/_xtables_backend.ts).
+  assert.match(containerfile, /command -v iptables-legacy .*iptables-nft/);
+  assert.deepEqual(container("install-cni").command, chart["initContainers[install-cni].command"]);
+  assert.deepEqual(container("install-cni").args, chart["initContainers[install-cni].args"]);
+  assert.equal(container("kube-flannel").command[0], chart["containers[kube-flannel].command"][0]);
 });
 
-Deno.test("kube-flannel.yml grants exactly flannel's RBAC (§4.7)", () => {
-  const role = find("ClusterRole");
-  assert.equal(role.metadata.labels["k8s-app"], "flannel");
-  const rules = role.rules.map((r: Yaml) => ({
-    groups: r.apiGroups,
-    resources: r.resources,
-    verbs: [...r.verbs].sort(),
-  }));
-  assert.deepEqual(rules, [
-    { groups: [""], resources: ["pods"], verbs: ["get"] },
-    { groups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] },
-    { groups: [""], resources: ["nodes/status"], verbs: ["patch"] },
-  ]);
-  const binding = find("ClusterRoleBinding");
-  assert.deepEqual(binding.roleRef, {
-    apiGroup: "rbac.authorization.k8s.io",
-    kind: "ClusterRole",
-    name: "flannel",
-  });
-  assert.deepEqual(binding.subjects, [{
-    kind: "ServiceAccount",
-    name: "flannel",
-    namespace: "kube-flannel",
-  }]);
-});
-
-Deno.test("kube-flannel.yml ConfigMap holds §10's cni-conf.json and net-conf.json", () => {
-  const cm = find("ConfigMap");
-  assert.deepEqual(cm.metadata.labels, { tier: "node", "k8s-app": "flannel", app: "flannel" });
-  assert.deepEqual(JSON.parse(cm.data["cni-conf.json"]), {
-    name: "cbr0",
-    cniVersion: "0.3.1",
-    plugins: [
-      { type: "flannel", delegate: { hairpinMode: true, isDefaultGateway: true } },
-      { type: "portmap", capabilities: { portMappings: true } },
+Deno.test("the agent accepts the manifest's and the chart's flags, ports and env", async (t) => {
+  const ours = container("kube-flannel");
+  const cases: [string, string[], number][] = [
+    ["kube-flannel.yml", ours.args, ours.ports[0].containerPort],
+    [
+      "Helm chart",
+      chart["containers[kube-flannel].command"].slice(1),
+      chart["containers[kube-flannel].ports[healthz].containerPort"],
     ],
-  });
-  assert.deepEqual(JSON.parse(cm.data["net-conf.json"]), {
-    Network: "10.244.0.0/16",
-    EnableNFTables: false,
-    Backend: { Type: "vxlan" },
-  });
-  const conf = parseNetworkConfig(cm.data["net-conf.json"]);
-  assert.equal(conf.backendType, "vxlan");
+  ];
+  for (const [name, args, port] of cases) {
+    await t.step(name, () => {
+      const { options } = parseOptions(args, {});
+      assert.equal(options.kubeSubnetMgr, true);
+      assert.equal(options.ipMasq, true);
+      assert.equal(options.healthzPort, port);
+    });
+  }
+  const env = Object.fromEntries(
+    ours.env.map((e: Yaml) => [e.name, e.value ?? `fieldRef:${e.valueFrom.fieldRef.fieldPath}`]),
+  );
+  assert.deepEqual(env, chart["containers[kube-flannel].env"]);
+  const mounts = Object.fromEntries(ours.volumeMounts.map((m: Yaml) => [m.name, m.mountPath]));
+  assert.deepEqual(mounts, chart["containers[kube-flannel].volumeMounts"]);
 });
 
-Deno.test("kube-flannel.yml DaemonSet matches §4.8", () => {
-  const ds = find("DaemonSet");
-  assert.deepEqual(ds.metadata.labels, { tier: "node", app: "flannel", "k8s-app": "flannel" });
-  assert.deepEqual(ds.spec.selector.matchLabels, { app: "flannel" });
-  const pod = ds.spec.template.spec;
-  assert.deepEqual(ds.spec.template.metadata.labels, { tier: "node", app: "flannel" });
-  assert.equal(pod.hostNetwork, true);
-  assert.equal(pod.priorityClassName, "system-node-critical");
-  assert.equal(pod.serviceAccountName, "flannel");
-  assert.deepEqual(pod.tolerations, [{ operator: "Exists", effect: "NoSchedule" }]);
-  assert.deepEqual(
-    pod.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms,
-    [{ matchExpressions: [{ key: "kubernetes.io/os", operator: "In", values: ["linux"] }] }],
-  );
-  // Init containers: the CNI plugin binary and the conflist.
-  const [plugin, conf] = pod.initContainers;
-  assert.equal(plugin.name, "install-cni-plugin");
-  assert.equal(plugin.image, "ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3");
-  assert.deepEqual([plugin.command, plugin.args], [["cp"], [
-    "-f",
-    "/flannel",
-    "/opt/cni/bin/flannel",
-  ]]);
-  assert.equal(conf.name, "install-cni");
-  assert.match(conf.args[0], /\/etc\/kube-flannel\/cni-conf\.json/);
-  assert.match(conf.args[0], /mv -f \S+ \/etc\/cni\/net\.d\/10-flannel\.conflist$/);
-
-  const [c] = pod.containers;
-  assert.equal(c.name, "kube-flannel");
-  assert.deepEqual(c.command, ["/opt/bin/flanneld"]);
-  // The args are flags this agent accepts.
-  const parsed = parseOptions(c.args, {});
-  assert.equal(parsed.options.kubeSubnetMgr, true);
-  assert.equal(parsed.options.ipMasq, true);
-  const port = parsed.options.healthzPort;
-  assert.ok(port > 0);
-  assert.deepEqual(c.ports, [{ name: "healthz", containerPort: port, protocol: "TCP" }]);
-  assert.deepEqual(c.livenessProbe, {
-    httpGet: { path: "/healthz", port: "healthz" },
-    initialDelaySeconds: 10,
-    periodSeconds: 30,
-  });
-  assert.deepEqual(c.readinessProbe, {
-    httpGet: { path: "/readyz", port: "healthz" },
-    initialDelaySeconds: 5,
-    periodSeconds: 10,
-  });
-  assert.deepEqual(c.resources, { requests: { cpu: "100m", memory: "50Mi" } });
-  assert.deepEqual(c.securityContext, {
-    privileged: false,
-    capabilities: { add: ["NET_ADMIN", "NET_RAW"] },
-  });
-  const env = Object.fromEntries(
-    c.env.map((e: Yaml) => [e.name, e.value ?? `fieldRef:${e.valueFrom.fieldRef.fieldPath}`]),
-  );
-  assert.deepEqual(env, {
-    NODE_NAME: "fieldRef:spec.nodeName",
-    POD_NAME: "fieldRef:metadata.name",
-    POD_NAMESPACE: "fieldRef:metadata.namespace",
-    EVENT_QUEUE_DEPTH: "5000",
-    CONT_WHEN_CACHE_NOT_READY: "false",
-  });
-  const mounts = (x: Yaml) =>
-    Object.fromEntries(x.volumeMounts.map((m: Yaml) => [m.name, m.mountPath]));
-  assert.deepEqual(mounts(c), {
-    run: "/run/flannel",
-    "flannel-cfg": "/etc/kube-flannel/",
-    "xtables-lock": "/run/xtables.lock",
-  });
-  assert.deepEqual(mounts(plugin), { "cni-plugin": "/opt/cni/bin" });
-  assert.deepEqual(mounts(conf), { cni: "/etc/cni/net.d", "flannel-cfg": "/etc/kube-flannel/" });
-  assert.deepEqual(pod.volumes, [
-    { name: "run", hostPath: { path: "/run/flannel" } },
-    { name: "cni-plugin", hostPath: { path: "/opt/cni/bin" } },
-    { name: "cni", hostPath: { path: "/etc/cni/net.d" } },
-    { name: "flannel-cfg", configMap: { name: "kube-flannel-cfg" } },
-    { name: "xtables-lock", hostPath: { path: "/run/xtables.lock", type: "FileOrCreate" } },
-  ]);
-  // The agent and install-cni run the image built from deploy/Containerfile.
-  assert.equal(conf.image, c.image);
-  const containerfile = Deno.readTextFileSync(new URL("./Containerfile", import.meta.url));
-  assert.match(containerfile, /\/opt\/bin\/flanneld/);
-  for (const pkg of ["iproute2", "iptables", "nftables"]) {
-    assert.match(containerfile, new RegExp(`\\b${pkg}\\b`), pkg);
+Deno.test("the agent parses every net-conf.json the manifest and the chart write", async (t) => {
+  const cm = docs.find((d) => d?.kind === "ConfigMap");
+  const confs: Yaml[] = [
+    JSON.parse(cm.data["net-conf.json"]),
+    ...chart["net-conf.json for the Linux backends the chart can select"],
+  ];
+  for (const conf of confs) {
+    await t.step(JSON.stringify(conf), () => {
+      const parsed = parseNetworkConfig(JSON.stringify(conf));
+      assert.equal(parsed.backendType, conf.Backend.Type);
+      if (parsed.backendType === "vxlan") parseVxlanConfig(parsed.backend);
+    });
   }
 });

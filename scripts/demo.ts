@@ -1,39 +1,202 @@
 /**
- * `deno task demo`: a three-host flannel network on this machine, in network namespaces (root,
- * Linux). Builds the test bed with a local etcd, runs the agent on each host with host-gw,
- * prints each host's subnet.env and routes and a cross-host ping, then tears everything down.
+ * `deno task demo`: a flannel network of several hosts on this machine (root, Linux). Each host
+ * is a network namespace on one bridge with a pod behind `cni0`; the agent runs on each with the
+ * chosen backend, against a local etcd or, with `--kube`, against the test fake Kubernetes API
+ * server in `--kube-subnet-mgr` mode with the DaemonSet's own flags and env. Prints each host's
+ * subnet.env and kernel state, a cross-host pod ping and a short iperf3 figure, then tears
+ * everything down (also on Ctrl-C).
  */
-import { ping, TestBed } from "../test/testbed.ts";
+import { parseArgs } from "node:util";
+import { FakeApiServer } from "../test/fake_apiserver.ts";
+import { eventually, type Host, ping, sh, TestBed } from "../test/testbed.ts";
+import { nodeTable, startKubeAgents } from "./_demo_kube.ts";
+import { block, type DemoBackend, hostView, knowsPeers } from "./_demo_view.ts";
 
-if (Deno.uid() !== 0) {
-  console.error("The demo creates network namespaces: run it as root (sudo deno task demo).");
-  Deno.exit(1);
+const BACKENDS: DemoBackend[] = ["host-gw", "vxlan", "udp"];
+const USAGE = "usage: deno task demo [--backend host-gw|vxlan|udp] [--hosts N] [--kube]";
+
+function usageError(message: string): never {
+  console.error(`demo: ${message}\n${USAGE}`);
+  Deno.exit(2);
 }
 
-const config = '{"Network":"10.100.0.0/16","SubnetLen":24,"Backend":{"Type":"host-gw"}}';
-console.log(`Network config (etcd key /coreos.com/network/config):\n  ${config}\n`);
-await using bed = await TestBed.create({ hosts: 3, config });
-console.log(
-  `etcd at ${bed.etcdEndpoint}; hosts ${bed.hosts.map((h) => `${h.name}=${h.ip}`).join(", ")}`,
-);
-console.log("Starting flanneld on every host...\n");
-await bed.startAgents();
-for (const h of bed.hosts) await h.addPod();
-await new Promise((r) => setTimeout(r, 300));
-
-for (const h of bed.hosts) {
-  console.log(`── ${h.name} (${h.ip}) ─ subnet.env`);
-  console.log((await Deno.readTextFile(h.subnetFile)).trimEnd().replace(/^/gm, "  "));
-  console.log(`── ${h.name} ─ ip route`);
-  console.log((await h.routes()).join("\n").replace(/^/gm, "  "));
-  console.log();
+function parse(args: string[]) {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        backend: { type: "string", default: "host-gw" },
+        hosts: { type: "string", default: "3" },
+        kube: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (err) {
+    usageError((err as Error).message);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  const backend = values.backend as DemoBackend;
+  if (!BACKENDS.includes(backend)) {
+    usageError(`unknown backend "${values.backend}": choose one of ${BACKENDS.join(", ")}`);
+  }
+  const hosts = Number(values.hosts);
+  if (!Number.isInteger(hosts) || hosts < 2 || hosts > 20) {
+    usageError(`--hosts ${values.hosts}: a whole number from 2 to 20`);
+  }
+  return { backend, hosts, kube: values.kube };
 }
-const [a, b] = [bed.hosts[0], bed.hosts[2]];
-const ok = await ping(a.pods[0], b.pods[0].ip, 3);
-console.log(
-  `ping from a pod on ${a.name} (${a.pods[0].ip}) to a pod on ${b.name} (${b.pods[0].ip}): ${
-    ok ? "3/3 replies" : "FAILED"
-  }`,
-);
-console.log("\nTearing down...");
-if (!ok) Deno.exitCode = 1;
+
+/**
+ * Ctrl-C or SIGTERM: the test bed tears itself down and exits 130; meanwhile what fails because
+ * its namespaces and agents are going away is not reported.
+ */
+let interrupted = false;
+
+const seconds = (since: number) => `${((performance.now() - since) / 1000).toFixed(1)} s`;
+
+/** iperf3 for one second, pod to pod; undefined when iperf3 is not installed or fails. */
+async function iperf(from: Host, to: Host): Promise<string | undefined> {
+  const have = await sh(["sh", "-c", "command -v iperf3"], { check: false });
+  if (!have.ok) return undefined;
+  const server = new Deno.Command("ip", {
+    args: ["netns", "exec", to.pods[0].ns, "iperf3", "-s", "-1"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const out = await sh(["iperf3", "-c", to.pods[0].ip, "-t", "1", "-J"], {
+        netns: from.pods[0].ns,
+        check: false,
+      });
+      if (!out.ok) continue;
+      const bps = JSON.parse(out.stdout).end.sum_received.bits_per_second as number;
+      return `pod on ${from.name} → pod on ${to.name}: ${(bps / 1e9).toFixed(2)} Gbit/s ` +
+        `(TCP, 1 s)`;
+    }
+    return undefined;
+  } finally {
+    try {
+      server.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await server.status;
+  }
+}
+
+async function pingLine(from: Host, to: Host): Promise<{ ok: boolean; text: string }> {
+  const r = await sh(
+    ["ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", to.pods[0].ip],
+    { netns: from.pods[0].ns, check: false },
+  );
+  const replies = /(\d+) received/.exec(r.stdout)?.[1] ?? "0";
+  const avg = /= [\d.]+\/([\d.]+)\//.exec(r.stdout)?.[1];
+  return {
+    ok: r.ok,
+    text: `pod ${from.pods[0].ip} on ${from.name} → pod ${to.pods[0].ip} on ${to.name}: ` +
+      `${replies}/3 replies${avg ? `, ${avg} ms average` : ""}`,
+  };
+}
+
+function agentTail(bed: TestBed): string {
+  return bed.hosts.map((h) =>
+    `── ${h.name} agent log (last lines)\n${
+      (h.agent?.lines ?? []).filter((l) => !l.includes("CLI flags config")).slice(-12).join("\n")
+    }`
+  ).join("\n");
+}
+
+async function run(o: { backend: DemoBackend; hosts: number; kube: boolean }): Promise<boolean> {
+  const config = JSON.stringify({ Network: "10.100.0.0/16", Backend: { Type: o.backend } });
+  const dir = await Deno.makeTempDir({ prefix: "flanneld-demo-" });
+  const removeDir = () => {
+    interrupted = true;
+    Deno.removeSync(dir, { recursive: true });
+  };
+  Deno.addSignalListener("SIGINT", removeDir);
+  Deno.addSignalListener("SIGTERM", removeDir);
+  let api: FakeApiServer | undefined;
+  try {
+    await using bed = await TestBed.create({ hosts: o.hosts, config });
+    const names = bed.hosts.map((h) => h.name).join(" ");
+    let port: string | undefined;
+    if (o.kube) {
+      api = await FakeApiServer.start({ hostname: bed.underlayIP(254) });
+      console.log(
+        `flanneld demo: ${o.hosts} nodes, --kube-subnet-mgr, backend ${o.backend}, ` +
+          `fake Kubernetes API server at ${api.url}\n`,
+      );
+      port = await startKubeAgents(bed, api, o.backend, dir);
+    } else {
+      console.log(
+        `flanneld demo: ${o.hosts} hosts, backend ${o.backend}, etcd at ${bed.etcdEndpoint}\n`,
+      );
+      console.log(`network config (${bed.prefix}/config)  ${config}\n`);
+    }
+    const started = performance.now();
+    console.log(`starting flanneld on ${names} ...`);
+    try {
+      if (o.kube) {
+        await Promise.all(bed.hosts.map((h) => h.agent!.waitFor(/Wrote subnet file/, 30_000)));
+      } else {
+        await bed.startAgents();
+      }
+      await eventually(
+        async () =>
+          (await Promise.all(bed.hosts.map((h) => knowsPeers(h, o.backend, o.hosts - 1))))
+            .every(Boolean),
+        10_000,
+        "every host to program its peers",
+      );
+    } catch (err) {
+      if (interrupted) return await new Promise<never>(() => {});
+      console.log(`✘ the agents did not come up: ${(err as Error).message}\n${agentTail(bed)}`);
+      return false;
+    }
+    console.log(`every host has its lease and its peers, in ${seconds(started)}\n`);
+    for (const h of bed.hosts) await h.addPod();
+    if (api) await nodeTable(bed, api, port);
+    for (const h of bed.hosts) console.log((await hostView(h, o.backend)).join("\n") + "\n");
+
+    const [a, b] = [bed.hosts[0], bed.hosts[bed.hosts.length - 1]];
+    await eventually(() => ping(a.pods[0], b.pods[0].ip), 5000, "a first reply").catch(() => {});
+    const p = await pingLine(a, b);
+    console.log(block("ping", [p.text], 8).join("\n").slice(2));
+    const speed = p.ok ? await iperf(a, b) : undefined;
+    if (speed) console.log(block("iperf3", [speed], 8).join("\n").slice(2));
+    console.log();
+    if (p.ok) {
+      console.log(
+        `✔ it works: a pod on ${a.name} reached a pod on ${b.name} through the ${o.backend} ` +
+          `backend${o.kube ? ", with subnets from the nodes' podCIDRs" : ""}`,
+      );
+    } else {
+      console.log(`✘ pods on ${a.name} and ${b.name} cannot reach each other\n${agentTail(bed)}`);
+    }
+    console.log(`tearing down (namespaces, agents, ${o.kube ? "API server" : "etcd"}) ...`);
+    return p.ok;
+  } finally {
+    await api?.stop();
+    Deno.removeSignalListener("SIGINT", removeDir);
+    Deno.removeSignalListener("SIGTERM", removeDir);
+    if (!interrupted) removeDir();
+  }
+}
+
+if (import.meta.main) {
+  const options = parse(Deno.args);
+  if (Deno.uid() !== 0) {
+    console.error("demo: it creates network namespaces: run it as root (sudo deno task demo)");
+    Deno.exit(1);
+  }
+  const ok = await run(options).catch(async (err) => {
+    if (interrupted) return await new Promise<never>(() => {});
+    throw err;
+  });
+  console.log("done");
+  Deno.exit(ok ? 0 : 1);
+}

@@ -12,6 +12,10 @@ export interface AgentProcessOptions {
   netns?: string;
   /** Extra `deno run` options before the script (e.g. `--v8-flags=...`). */
   denoArgs?: string[];
+  /** The module to run instead of this tree's `main.ts` (a moved copy, a bundle). */
+  main?: string;
+  /** Working directory of the agent (default: the test's). */
+  cwd?: string;
 }
 
 export class AgentProcess implements AsyncDisposable {
@@ -24,11 +28,20 @@ export class AgentProcess implements AsyncDisposable {
 
   constructor(args: string[], options: AgentProcessOptions = {}) {
     const deno = Deno.execPath();
-    const argv = [deno, "run", "-A", "--quiet", ...(options.denoArgs ?? []), MAIN, ...args];
+    const argv = [
+      deno,
+      "run",
+      "-A",
+      "--quiet",
+      ...(options.denoArgs ?? []),
+      options.main ?? MAIN,
+      ...args,
+    ];
     const [cmd, ...rest] = options.netns ? ["ip", "netns", "exec", options.netns, ...argv] : argv;
     this.#child = new Deno.Command(cmd, {
       args: rest,
       env: options.env,
+      cwd: options.cwd,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

@@ -6,6 +6,7 @@
 import { EventFd } from "../../kernel/tun.ts";
 import { describeError, type Logger } from "../../util/log.ts";
 import type { WorkerConfig } from "./_worker.ts";
+import { workerUrl } from "./_worker_url.ts";
 import { PeerTable } from "./peers.ts";
 import { STAT_SLOTS } from "./stats.ts";
 
@@ -53,7 +54,7 @@ export class DataPath {
 
   #spawn(direction: Direction): Promise<void> {
     const o = this.#o;
-    const worker = new Worker(new URL("./_worker.ts", import.meta.url), { type: "module" });
+    const worker = new Worker(workerUrl(), { type: "module" });
     this.#workers.set(direction, worker);
     const config: WorkerConfig = {
       direction,

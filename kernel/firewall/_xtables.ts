@@ -1,6 +1,10 @@
-/** The iptables / ip6tables command line: listing a chain and applying a restore payload. */
+/**
+ * The iptables / ip6tables command line: listing a chain and applying a restore payload, always
+ * with the backend (legacy or nft) that holds the host's rules, detected on first use.
+ */
 import type { Logger } from "../../util/log.ts";
 import { type CommandRunner, formatArgv, MissingToolError, systemRunner } from "./command.ts";
+import { type BackendChoice, detectBackend } from "./_xtables_backend.ts";
 import { type IpFamily, outputLines, supportsRandomFully } from "./iptables_rules.ts";
 
 const IPTABLES_FIX = "install it (apt-get install iptables, or dnf install iptables-nft) " +
@@ -17,6 +21,7 @@ export class Xtables {
   readonly #run: CommandRunner;
   readonly #log: Logger;
   #features?: Promise<XtablesFeatures>;
+  #backend?: Promise<BackendChoice>;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(run: CommandRunner | undefined, log: Logger) {
@@ -24,8 +29,18 @@ export class Xtables {
     this.#log = log;
   }
 
-  static tool(family: IpFamily): string {
-    return family === 4 ? "iptables" : "ip6tables";
+  /** The backend every command uses, detected once (and logged) on the first call. */
+  backend(signal?: AbortSignal): Promise<BackendChoice> {
+    this.#backend ??= detectBackend(this.#run, signal).then((choice) => {
+      this.#log.info(choice.reason);
+      return choice;
+    });
+    return this.#backend;
+  }
+
+  async #tool(family: IpFamily, signal?: AbortSignal): Promise<string> {
+    const { suffix } = await this.backend(signal);
+    return `${family === 4 ? "iptables" : "ip6tables"}${suffix}`;
   }
 
   async #exec(argv: string[], stdin?: string, signal?: AbortSignal) {
@@ -46,10 +61,11 @@ export class Xtables {
   /** `iptables --version`, once: whether `--random-fully` and restore `--wait` are supported. */
   features(signal?: AbortSignal): Promise<XtablesFeatures> {
     this.#features ??= (async () => {
-      const out = await this.#exec(["iptables", "--version"], undefined, signal);
+      const tool = await this.#tool(4, signal);
+      const out = await this.#exec([tool, "--version"], undefined, signal);
       const text = (out.stdout + out.stderr).trim();
       if (out.code !== 0) {
-        throw new Error(`Cannot run "iptables --version" (exit ${out.code}): ${text}`);
+        throw new Error(`Cannot run "${tool} --version" (exit ${out.code}): ${text}`);
       }
       this.#log.v(2, `Using ${text}`);
       const modern = supportsRandomFully(text);
@@ -67,7 +83,7 @@ export class Xtables {
     signal?: AbortSignal,
   ): Promise<string[] | undefined> {
     const out = await this.#exec(
-      [Xtables.tool(family), "-w", "-t", table, "-S", chain],
+      [await this.#tool(family, signal), "-w", "-t", table, "-S", chain],
       undefined,
       signal,
     );
@@ -81,7 +97,8 @@ export class Xtables {
   restore(family: IpFamily, payload: string, what: string, signal?: AbortSignal): Promise<void> {
     const task = this.#queue.then(async () => {
       const { restoreWait: wait } = await this.features(signal);
-      const argv = [`${Xtables.tool(family)}-restore`, "--noflush", ...(wait ? ["--wait"] : [])];
+      const tool = await this.#tool(family, signal);
+      const argv = [`${tool}-restore`, "--noflush", ...(wait ? ["--wait"] : [])];
       this.#log.v(6, `${formatArgv(argv)} <<EOF\n${payload}EOF`);
       const out = await this.#exec(argv, payload, signal);
       if (out.code !== 0) {

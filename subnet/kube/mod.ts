@@ -109,6 +109,17 @@ export async function createKubeSubnetManager(
   if (depth && !/^[-+]?\d+$/.test(depth)) {
     throw new Error(`env EVENT_QUEUE_DEPTH=${depth} format error: expected an integer`);
   }
+  // flannel's manifest and chart set both; they are accepted, and neither changes anything here:
+  // node updates coalesce per node (there is no event queue to size), and a node list that is
+  // slow or fails is retried, never fatal (flannel's CONT_WHEN_CACHE_NOT_READY=true, always).
+  const cont = env.CONT_WHEN_CACHE_NOT_READY;
+  if (depth || cont) {
+    log.info(
+      `Accepted ${depth ? `EVENT_QUEUE_DEPTH=${depth} ` : ""}${
+        cont ? `CONT_WHEN_CACHE_NOT_READY=${cont} ` : ""
+      }(no effect: updates coalesce per node, and the node list is retried until it succeeds)`,
+    );
+  }
   const netConfigPath = options.netConfigPath || DEFAULT_NET_CONFIG_PATH;
   const config = await readNetConfig(netConfigPath);
   const clientConfig = resolveClientConfig({

@@ -94,6 +94,7 @@ export default function createUdpBackend(deps: BackendDeps): Backend {
           manager: deps.subnetManager,
           netlink,
           log,
+          config,
           lease,
           mtu,
           port,

@@ -103,7 +103,9 @@ export function isOwnLease(lease: Lease, own: Lease): boolean {
  * Why a remote lease must not be programmed, or undefined when it may be (or is our own lease,
  * which the lease watcher drops). Checked in this order: backend type, subnets (a network
  * address inside the Network, not overlapping ours), public addresses (usable unicast, not
- * inside the overlay, not ours), then the backend's check of its data.
+ * inside the announced subnet or ours, not ours: a Network that also covers the hosts' own
+ * addresses is sloppy but works, so an address elsewhere in the Network is accepted), then the
+ * backend's check of its data.
  */
 export function peerLeaseProblem(lease: Lease, rules: PeerLeaseRules): string | undefined {
   const { config, own } = rules;
@@ -127,9 +129,9 @@ export function peerLeaseProblem(lease: Lease, rules: PeerLeaseRules): string | 
     const ip = lease.attrs.publicIP >>> 0, ipText = formatIP4(ip);
     const why = publicIPProblem(ip);
     if (why) return `PublicIP ${ipText} ${why}`;
-    if (network && contains4(network, ip)) {
-      return `PublicIP ${ipText} lies inside the Network ${
-        formatIP4Net(network)
+    if (contains4(net, ip) || (own.enableIPv4 && contains4(own.subnet, ip))) {
+      return `PublicIP ${ipText} lies inside ${
+        contains4(net, ip) ? "the subnet it announces" : "our own subnet"
       } (it would be reached through the overlay itself)`;
     }
     if (ip === own.attrs.publicIP) return `PublicIP ${ipText} is this node's own address`;
@@ -149,8 +151,10 @@ export function peerLeaseProblem(lease: Lease, rules: PeerLeaseRules): string | 
     if (ip === undefined) return "its PublicIPv6 is missing";
     const why = publicIPv6Problem(ip);
     if (why) return `PublicIPv6 ${formatIP6(ip)} ${why}`;
-    if (network && contains6(network, ip)) {
-      return `PublicIPv6 ${formatIP6(ip)} lies inside the IPv6Network ${formatIP6Net(network)}`;
+    if (contains6(net, ip) || (own.ipv6Subnet && contains6(own.ipv6Subnet, ip))) {
+      return `PublicIPv6 ${formatIP6(ip)} lies inside ${
+        contains6(net, ip) ? "the subnet it announces" : "our own subnet"
+      }`;
     }
     if (ip === own.attrs.publicIPv6) {
       return `PublicIPv6 ${formatIP6(ip)} is this node's own address`;

@@ -79,7 +79,12 @@ Deno.test("peerLeaseProblem() checks the IPv6 half of a dual-stack lease", async
       /host bits set/,
     ],
     ["PublicIPv6 ours", dual("fd00:5:0:2::/64", "fd01::10"), /own address/],
-    ["PublicIPv6 in the overlay", dual("fd00:5:0:2::/64", "fd00:5::9"), /inside the IPv6Network/],
+    ["PublicIPv6 in its subnet", dual("fd00:5:0:2::/64", "fd00:5:0:2::9"), /inside the subnet/],
+    [
+      "PublicIPv6 elsewhere in the IPv6Network",
+      dual("fd00:5:0:2::/64", "fd00:5:0:9::9"),
+      undefined,
+    ],
   ];
   for (const [name, lease, want] of cases) {
     await t.step(name, () => assertProblem(peerLeaseProblem(lease, rules), want));
@@ -88,4 +93,24 @@ Deno.test("peerLeaseProblem() checks the IPv6 half of a dual-stack lease", async
     const v4 = parseNetworkConfig('{"Network":"10.5.0.0/16"}');
     assert.equal(peerLeaseProblem(dual("fd00:6::/64", "::1"), { ...rules, config: v4 }), undefined);
   });
+});
+
+Deno.test("peerLeaseProblem() accepts a PublicIP elsewhere in a Network that covers the hosts", () => {
+  const config = parseNetworkConfig('{"Network":"10.0.0.0/8","Backend":{"Type":"host-gw"}}');
+  const lease = (subnet: string, ip: string): Lease => ({
+    enableIPv4: true,
+    enableIPv6: false,
+    subnet: parseIP4Net(subnet),
+    attrs: { publicIP: parseIP4(ip), backendType: "host-gw" },
+  });
+  const rules = {
+    config,
+    own: lease("10.1.1.0/24", "10.199.0.1"),
+    backendTypes: ["host-gw"] as [string],
+  };
+  assert.equal(peerLeaseProblem(lease("10.1.2.0/24", "10.199.0.2"), rules), undefined);
+  assert.match(
+    peerLeaseProblem(lease("10.1.2.0/24", "10.1.2.1"), rules)!,
+    /the subnet it announces/,
+  );
 });

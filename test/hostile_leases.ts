@@ -64,9 +64,14 @@ export function hostileLeases(
     make("PublicIP broadcast", ip("255.255.255.255"), /is the broadcast address/),
     make("PublicIP reserved 240/4", ip("240.1.2.3"), /is in the reserved range 240\.0\.0\.0\/4/),
     make(
-      "PublicIP inside the Network",
-      { attrs: { publicIP: at(0x0305) } },
-      /lies inside the Network .*overlay itself/,
+      "PublicIP inside the subnet it announces",
+      { attrs: { publicIP: (good.subnet.ip + 5) >>> 0 } },
+      /lies inside the subnet it announces \(it would be reached through the overlay itself\)/,
+    ),
+    make(
+      "PublicIP inside our own subnet",
+      { attrs: { publicIP: (own.subnet.ip + 5) >>> 0 } },
+      /lies inside our own subnet/,
     ),
     make("PublicIP is ours", { attrs: { publicIP: own.attrs.publicIP } }, /this node's own/),
     make("subnet 0.0.0.0/0", { subnet: { ip: 0, prefix: 0 } }, /0\.0\.0\.0\/0 is outside/),

@@ -6,7 +6,12 @@
  * only when it changes and is still bad. A lease that turns bad is reported to the backend as
  * removed, so its kernel state goes; one that turns good is reported as added.
  */
-import { describeSubnets, peerLeaseProblem, type PeerLeaseRules } from "../subnet/lease_check.ts";
+import {
+  describeSubnets,
+  isOwnLease,
+  peerLeaseProblem,
+  type PeerLeaseRules,
+} from "../subnet/lease_check.ts";
 import { LeaseWatcher, sameAttrs, subnetKeyOf } from "../subnet/lease_watcher.ts";
 import type { Lease, LeaseEvent, LeaseWatchResult } from "../subnet/mod.ts";
 import type { Logger } from "../util/log.ts";
@@ -63,8 +68,12 @@ export class LeaseIntake {
     return this.#watcher.apply({ events });
   }
 
-  /** Whether `lease` may go to the backend; logs a refusal unless logged for this same lease. */
+  /**
+   * Whether `lease` may go to the backend: not our own, and usable. A refusal is logged unless
+   * it was logged for this same lease.
+   */
   #admit(lease: Lease): boolean {
+    if (isOwnLease(lease, this.#o.own)) return false;
     const key = subnetKeyOf(lease);
     const why = peerLeaseProblem(lease, this.#o);
     if (why === undefined) {

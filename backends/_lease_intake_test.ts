@@ -69,11 +69,14 @@ Deno.test("LeaseIntake turns a lease that goes bad into a removal and a fixed on
   assert.equal(lines.length, 2);
 });
 
-Deno.test("LeaseIntake passes our own lease to the watcher but refuses our subnet from another node", () => {
+Deno.test("LeaseIntake drops our own lease silently but refuses our subnet from another node", () => {
   const { lines, i } = intake();
   const mine = lease("10.5.1.0/24", "192.168.1.10", 'node "me"');
   const thief = lease("10.5.1.0/24", "192.168.1.66", 'node "thief"');
+  // Our node as the datastore reports it, even with other family flags than our own lease.
+  const mineDual = { ...mine, enableIPv6: true, ipv6Subnet: { ip: 1n << 120n, prefix: 64 } };
   assert.deepEqual(show(i.apply({ snapshot: [mine, thief] })), []);
+  assert.deepEqual(show(i.apply({ events: [{ type: "added", lease: mineDual }] })), []);
   assert.deepEqual(lines, [
     'Ignoring the lease of node "thief" for 10.5.1.0/24: it announces our own subnet 10.5.1.0/24',
   ]);

@@ -23,6 +23,7 @@ import {
   type IP6Net,
   mask4,
   mask6,
+  netEqual,
   overlaps4,
   overlaps6,
 } from "./ip.ts";
@@ -92,16 +93,18 @@ export function describeSubnets(lease: Lease): string {
 }
 
 /**
- * Whether `lease` is the own lease as the datastore reports it back (same subnets, same
- * source): the lease watcher drops it silently. Another node announcing our subnet is not.
+ * Whether `lease` is the own lease as the datastore reports it back: from the same source (etcd
+ * key, node) when the lease names one, else with the same subnets. Another node announcing our
+ * subnet is not.
  */
 export function isOwnLease(lease: Lease, own: Lease): boolean {
-  return subnetKeyOf(lease) === subnetKeyOf(own) && lease.source === own.source;
+  if (lease.source !== undefined) return lease.source === own.source;
+  return subnetKeyOf(lease) === subnetKeyOf(own);
 }
 
 /**
- * Why a remote lease must not be programmed, or undefined when it may be (or is our own lease,
- * which the lease watcher drops). Checked in this order: backend type, subnets (a network
+ * Why a remote lease (not `isOwnLease`) must not be programmed, or undefined when it may be.
+ * Checked in this order: backend type, subnets (a network
  * address inside the Network, not overlapping ours), public addresses (usable unicast, not
  * inside the announced subnet or ours, not ours: a Network that also covers the hosts' own
  * addresses is sloppy but works, so an address elsewhere in the Network is accepted), then the
@@ -109,7 +112,6 @@ export function isOwnLease(lease: Lease, own: Lease): boolean {
  */
 export function peerLeaseProblem(lease: Lease, rules: PeerLeaseRules): string | undefined {
   const { config, own } = rules;
-  if (isOwnLease(lease, own)) return undefined;
   const type = lease.attrs.backendType ?? "";
   if (!rules.backendTypes.includes(type)) {
     return `it is a non-${rules.backendTypes[0]} subnet (type=${quote(type)})`;
@@ -122,7 +124,7 @@ export function peerLeaseProblem(lease: Lease, rules: PeerLeaseRules): string | 
       return `subnet ${shown} is outside the Network ${formatIP4Net(network)}`;
     }
     if (own.enableIPv4 && overlaps4(net, own.subnet)) {
-      return subnetKeyOf(lease) === subnetKeyOf(own)
+      return netEqual(net, own.subnet)
         ? `it announces our own subnet ${shown}`
         : `subnet ${shown} overlaps our own subnet ${formatIP4Net(own.subnet)}`;
     }

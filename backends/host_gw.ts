@@ -21,7 +21,7 @@ export default function createHostGwBackend(deps: BackendDeps): Backend {
     );
   }
   return {
-    async registerNetwork(_config: NetworkConfig, options?: SignalOptions): Promise<Network> {
+    async registerNetwork(config: NetworkConfig, options?: SignalOptions): Promise<Network> {
       const lease = await deps.subnetManager.acquireLease({
         publicIP: extIface.extAddr ?? 0,
         backendType: BACKEND_TYPE,
@@ -30,6 +30,7 @@ export default function createHostGwBackend(deps: BackendDeps): Backend {
         manager: deps.subnetManager,
         netlink: deps.netlink,
         log: deps.log,
+        config,
         backendType: BACKEND_TYPE,
         lease,
         mtu: extIface.mtu,

@@ -6,6 +6,7 @@
 import type { Lease, NetworkConfig, SignalOptions, SubnetManager } from "../subnet/mod.ts";
 import type { Logger } from "../util/log.ts";
 import type { Netlink } from "../kernel/netlink/types.ts";
+import { clip } from "../util/quote.ts";
 
 /** The host's interface for inter-host traffic and the addresses it advertises (REFERENCE §6.1). */
 export interface ExternalInterface {
@@ -49,7 +50,7 @@ export type BackendFactory = (deps: BackendDeps) => Backend | Promise<Backend>;
 export class UnknownBackendError extends Error {
   constructor(type: string) {
     super(
-      `unknown backend type: ${type} (known types: ${
+      `unknown backend type: ${clip(type)} (known types: ${
         Object.keys(registry).join(", ")
       }); set "Backend": {"Type": ...} in the network config to one of them`,
     );

@@ -9,13 +9,19 @@
 import type { Netlink, Route } from "../kernel/netlink/types.ts";
 import { NotFoundError } from "../kernel/netlink/errors.ts";
 import { formatIP4, formatIP4Net } from "../subnet/ip.ts";
-import { LeaseWatcher } from "../subnet/lease_watcher.ts";
-import type { Lease, LeaseEvent, SignalOptions, SubnetManager } from "../subnet/mod.ts";
+import type {
+  Lease,
+  LeaseEvent,
+  NetworkConfig,
+  SignalOptions,
+  SubnetManager,
+} from "../subnet/mod.ts";
 import { sleep } from "../util/abort.ts";
 import { forEachKernelEvent } from "./_kernel_events.ts";
 import { metrics } from "../util/metrics.ts";
 import { describeError, type Logger } from "../util/log.ts";
 import type { Network } from "./mod.ts";
+import { LeaseIntake } from "./_lease_intake.ts";
 
 /**
  * `proto 101` in `ip route`: marks the routes this agent installs. Not assigned in iproute2's
@@ -30,6 +36,8 @@ export interface RouteNetworkOptions {
   readonly manager: SubnetManager;
   readonly netlink: Netlink;
   readonly log: Logger;
+  /** The network config peers' subnets must fit. */
+  readonly config: NetworkConfig;
   /** The wire backend type leases must carry (`host-gw`); others are ignored with a warning. */
   readonly backendType: string;
   readonly lease: Lease;
@@ -92,11 +100,12 @@ export class RouteNetwork implements Network {
   }
 
   async #watchLeases(signal?: AbortSignal): Promise<void> {
-    const watcher = new LeaseWatcher(this.lease);
+    const { config, backendType, log } = this.#o;
+    const intake = new LeaseIntake({ config, own: this.lease, backendTypes: [backendType], log });
     for await (const result of this.#o.manager.watchLeases({ signal })) {
-      const batch = watcher.apply(result);
+      const batch = intake.apply(result);
       const changes = this.#applyBatch(batch);
-      metrics.peersKnown.set(watcher.leases.length);
+      metrics.peersKnown.set(intake.leases.length);
       if (result.snapshot) {
         // A (re-)list: compare everything, and remove routes of leases that are gone.
         const t0 = performance.now();
@@ -162,14 +171,10 @@ export class RouteNetwork implements Network {
 
   #applyBatch(batch: readonly LeaseEvent[]): { replace: Route[]; remove: Route[] } {
     const replace: Route[] = [], remove: Route[] = [];
-    const { log, backendType } = this.#o;
+    const { log } = this.#o;
     for (const [i, event] of batch.entries()) {
       log.v(2, `Batch elem [${i}] is { ${event.type} ${describeLease(event.lease)} }`);
       const lease = event.lease;
-      if (event.type === "added" && lease.attrs.backendType !== backendType) {
-        log.warn(`Ignoring non-${backendType} subnet: type=${lease.attrs.backendType ?? ""}`);
-        continue;
-      }
       const dst = formatIP4Net(lease.subnet);
       const old = this.#desired.get(dst);
       if (event.type === "removed") {

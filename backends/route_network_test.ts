@@ -6,6 +6,7 @@ import { formatIP4, formatIP4Net, parseIP4, parseIP4Net } from "../subnet/ip.ts"
 import type { Lease } from "../subnet/mod.ts";
 import { parseNetworkConfig } from "../subnet/config.ts";
 import type { Logger } from "../util/log.ts";
+import { hostileLeases } from "../test/hostile_leases.ts";
 
 const config = parseNetworkConfig('{"Network":"10.100.0.0/16","Backend":{"Type":"host-gw"}}');
 
@@ -41,6 +42,7 @@ function setup(reconcileIntervalMs = 60_000, eventQueueLimit?: number) {
     manager,
     netlink,
     log,
+    config,
     backendType: "host-gw",
     lease: own,
     mtu: 1500,
@@ -116,7 +118,12 @@ Deno.test("RouteNetwork ignores leases of other backends and never routes its ow
   });
   await s.passesAfter(1);
   assert.deepEqual(await s.routes(), []);
-  assert.ok(s.log.lines.includes("W Ignoring non-host-gw subnet: type=vxlan"));
+  assert.ok(
+    s.log.lines.includes(
+      'W Ignoring the lease for 10.100.4.0/24: it is a non-host-gw subnet (type="vxlan")',
+    ),
+    s.log.lines.join("\n"),
+  );
 });
 
 Deno.test("RouteNetwork removes stale routes of a previous run but never foreign ones", async () => {
@@ -211,4 +218,52 @@ Deno.test("RouteNetwork keeps serving the other peers when one route cannot be i
     l.startsWith("E Failed to add route 10.100.2.0/24 via 10.0.0.1")
   );
   assert.equal(errors.length, 1);
+});
+
+Deno.test("RouteNetwork programs no hostile lease and logs each once", async (t) => {
+  const good = lease("10.100.2.0/24", "192.168.1.11");
+  const own = lease("10.100.1.0/24", "192.168.1.10");
+  const table = hostileLeases({ good, own, network: config.network!, otherType: "vxlan" });
+  for (const c of table) {
+    await t.step(c.name, async () => {
+      await using s = setup();
+      s.manager.push({ snapshot: [c.lease] });
+      await s.passesAfter(1);
+      // The periodic sweep and a re-list change nothing and log nothing more.
+      await s.network.reconcile();
+      await s.network.reconcile();
+      s.manager.push({ snapshot: [c.lease] });
+      await s.passesAfter(1);
+      assert.deepEqual(await s.routes(), []);
+      assert.deepEqual(s.network.desiredRoutes, []);
+      const warnings = s.log.lines.filter((l) => /^[WE] /.test(l));
+      assert.equal(warnings.length, 1, warnings.join("\n").slice(0, 2000));
+      assert.ok(warnings[0].startsWith(`W Ignoring the lease of ${c.lease.source} for `));
+      assert.match(warnings[0], c.reason);
+      assert.ok(warnings[0].length < 600, `${warnings[0].length} characters`);
+    });
+  }
+});
+
+Deno.test("RouteNetwork removes the route of a lease that turns bad and adds it back when fixed", async () => {
+  await using s = setup();
+  const good = lease("10.100.2.0/24", "192.168.1.11");
+  s.manager.push({ snapshot: [good] });
+  await s.passesAfter(1);
+  assert.deepEqual(await s.routes(), ["10.100.2.0/24 via 192.168.1.11"]);
+  const bad = lease("10.100.2.0/24", "0.0.0.0");
+  s.manager.push({ events: [{ type: "added", lease: bad }] });
+  await s.passesAfter(1);
+  assert.deepEqual(await s.routes(), [], "the route of the now unusable lease is gone");
+  s.manager.push({ events: [{ type: "added", lease: bad }] });
+  s.manager.push({ events: [{ type: "added", lease: lease("10.100.2.0/24", "127.0.0.1") }] });
+  s.manager.push({ events: [{ type: "added", lease: good }] });
+  await s.passesAfter(3);
+  assert.deepEqual(await s.routes(), ["10.100.2.0/24 via 192.168.1.11"]);
+  const warnings = s.log.lines.filter((l) => l.startsWith("W "));
+  assert.deepEqual(warnings, [
+    "W Ignoring the lease for 10.100.2.0/24: PublicIP 0.0.0.0 is unset (0.0.0.0)",
+    "W Ignoring the lease for 10.100.2.0/24: PublicIP 127.0.0.1 is a loopback address",
+  ]);
+  assert.ok(!s.log.lines.some((l) => l.includes("corrected")), "no periodic rewrite");
 });

@@ -29,6 +29,7 @@ import {
   objectMembers,
   trimQuotes,
 } from "./json.ts";
+import { clip, quote } from "../util/quote.ts";
 
 /** The network configuration is missing, malformed or inconsistent; main retries on it. */
 export class ConfigError extends Error {
@@ -66,8 +67,7 @@ interface Draft {
 const MAX_UINT64 = (1n << 64n) - 1n;
 
 function describe(raw: string): string {
-  const shown = raw.length > 60 ? `${raw.slice(0, 57)}...` : raw;
-  return `${jsonKind(raw)} ${shown}`;
+  return `${jsonKind(raw)} ${clip(raw)}`;
 }
 
 function boolField(name: keyof Draft & `enable${string}`) {
@@ -102,7 +102,7 @@ function uintField(name: "subnetLen" | "ipv6SubnetLen") {
 
 function addressError(flannelText: string, m: JSONMember, expected: string, cause: unknown) {
   return new ConfigError(
-    `${flannelText}: ${m.key} ${JSON.stringify(trimQuotes(m.raw))}: expected ${expected}`,
+    `${flannelText}: ${m.key} ${quote(trimQuotes(m.raw))}: expected ${expected}`,
     { cause },
   );
 }
@@ -423,6 +423,6 @@ export function formatNetworkConfigSummary(c: NetworkConfig): string {
     );
   }
   if (c.enableNFTables) parts.push("EnableNFTables=true");
-  parts.push(`Backend=${c.backendType === "" ? '""' : c.backendType}`);
+  parts.push(`Backend=${c.backendType === "" ? '""' : clip(c.backendType)}`);
   return parts.join(" ");
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ConfigError, formatNetworkConfigSummary, parseNetworkConfig } from "./config.ts";
 import { formatIP4, formatIP4Net, formatIP6, formatIP6Net, parseIP4, parseIP6 } from "./ip.ts";
 import type { NetworkConfig } from "./mod.ts";
+import { describeError } from "../util/log.ts";
 
 /** The resolved IPv4/IPv6 ranges as text, for readable assertions. */
 function ranges(c: NetworkConfig) {
@@ -254,6 +255,46 @@ Deno.test("parseNetworkConfig() rejects malformed JSON, wrong types and bad addr
       assert.ok(err instanceof ConfigError && err.cause instanceof SyntaxError);
     }
   });
+});
+
+Deno.test("parseNetworkConfig() keeps errors short for huge and deeply nested values", async (t) => {
+  const deep = "[".repeat(100_000) + "]".repeat(100_000);
+  const cases: [string, string, RegExp][] = [
+    [
+      "a 1 MB Network string",
+      JSON.stringify({ Network: "1".repeat(1_000_000) }),
+      /^invalid IPv4 CIDR format: Network "1{200}"… \(1000000 bytes\): expected an IPv4 CIDR such as "10\.244\.0\.0\/16"/,
+    ],
+    [
+      "a 100 000-deep array as Network",
+      `{"Network": ${deep}}`,
+      /^invalid IPv4 CIDR format: Network "\[{200}"… \(200000 bytes\): expected an IPv4 CIDR/,
+    ],
+    [
+      "a 100 000-deep array as SubnetLen",
+      `{"Network": "10.5.0.0/16", "SubnetLen": ${deep}}`,
+      /SubnetLen must be a non-negative integer \(a prefix length such as 24\), got array \[{200}… \(200000 bytes\)/,
+    ],
+    [
+      "a 100 000-deep array as Backend",
+      `{"Network": "10.5.0.0/16", "Backend": ${deep}}`,
+      /Backend must be a JSON object, got array \[+… \(200000 bytes\): use e\.g\. \{"Type": "vxlan"\}/,
+    ],
+  ];
+  for (const [name, text, want] of cases) {
+    await t.step(name, () => {
+      let err: unknown;
+      try {
+        parseNetworkConfig(text);
+      } catch (e) {
+        err = e;
+      }
+      assert.ok(err instanceof ConfigError, String(err));
+      const shown = describeError(err); // what the log line carries, causes included
+      assert.ok(shown.length < 500, `${shown.length} characters: ${shown.slice(0, 600)}`);
+      assert.match(shown, want);
+    });
+  }
 });
 
 Deno.test("parseNetworkConfig() matches keys case-insensitively, last duplicate wins", async (t) => {

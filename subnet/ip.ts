@@ -6,6 +6,10 @@
  * package: IPv4 dotted quads without leading zeros, IPv6 in RFC 5952 canonical form.
  */
 import ipaddr from "ipaddr.js";
+import { quote } from "../util/quote.ts";
+
+/** An address is never longer than ~50 characters: 64 shows every near miss whole. */
+const SHOWN = 64;
 
 /** An IPv4 network: `ip` is the (masked) network address, `prefix` 0..32. */
 export interface IP4Net {
@@ -24,7 +28,7 @@ const MAX6 = (1n << 128n) - 1n;
 /** Parses dotted-quad IPv4 text ("10.1.2.3"); throws `SyntaxError` naming the text otherwise. */
 export function parseIP4(text: string): number {
   if (!ipaddr.IPv4.isValidFourPartDecimal(text)) {
-    throw new SyntaxError(`Cannot parse IPv4 address "${text}"`);
+    throw new SyntaxError(`Cannot parse IPv4 address ${quote(text, SHOWN)}`);
   }
   const o = ipaddr.IPv4.parse(text).octets;
   return ((o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3]) >>> 0;
@@ -38,7 +42,7 @@ export function formatIP4(ip: number): string {
 /** Parses IPv6 text (any valid form, not IPv4); throws `SyntaxError` naming the text otherwise. */
 export function parseIP6(text: string): bigint {
   if (!text.includes(":") || !ipaddr.IPv6.isValid(text) || text.includes("%")) {
-    throw new SyntaxError(`Cannot parse IPv6 address "${text}"`);
+    throw new SyntaxError(`Cannot parse IPv6 address ${quote(text, SHOWN)}`);
   }
   let n = 0n;
   for (const part of ipaddr.IPv6.parse(text).parts) n = (n << 16n) | BigInt(part);
@@ -66,7 +70,9 @@ function splitCIDR(text: string, family: string): [string, number] {
   const slash = text.indexOf("/");
   const len = text.slice(slash + 1);
   if (slash < 0 || !/^\d{1,3}$/.test(len)) {
-    throw new SyntaxError(`Cannot parse ${family} CIDR "${text}": expected address/prefix`);
+    throw new SyntaxError(
+      `Cannot parse ${family} CIDR ${quote(text, SHOWN)}: expected address/prefix`,
+    );
   }
   return [text.slice(0, slash), Number(len)];
 }
@@ -74,14 +80,18 @@ function splitCIDR(text: string, family: string): [string, number] {
 /** Parses "a.b.c.d/n" and masks the host bits (Go's `net.ParseCIDR`). */
 export function parseIP4Net(text: string): IP4Net {
   const [addr, prefix] = splitCIDR(text, "IPv4");
-  if (prefix > 32) throw new SyntaxError(`Cannot parse IPv4 CIDR "${text}": prefix exceeds 32`);
+  if (prefix > 32) {
+    throw new SyntaxError(`Cannot parse IPv4 CIDR ${quote(text, SHOWN)}: prefix exceeds 32`);
+  }
   return { ip: (parseIP4(addr) & mask4(prefix)) >>> 0, prefix };
 }
 
 /** Parses "v6addr/n" and masks the host bits. */
 export function parseIP6Net(text: string): IP6Net {
   const [addr, prefix] = splitCIDR(text, "IPv6");
-  if (prefix > 128) throw new SyntaxError(`Cannot parse IPv6 CIDR "${text}": prefix exceeds 128`);
+  if (prefix > 128) {
+    throw new SyntaxError(`Cannot parse IPv6 CIDR ${quote(text, SHOWN)}: prefix exceeds 128`);
+  }
   return { ip: parseIP6(addr) & mask6(prefix), prefix };
 }
 

@@ -14,6 +14,7 @@ import {
   quoteJSON,
   trimQuotes,
 } from "./json.ts";
+import { quote } from "../util/quote.ts";
 
 /**
  * Encodes lease attributes in flannel's field order with no whitespace: `PublicIP` (always),
@@ -43,9 +44,8 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
  * Throws `SyntaxError` naming the value and the problem.
  */
 export function decodeLeaseAttrs(text: string): LeaseAttrs {
-  const shown = text.length > 200 ? `${text.slice(0, 197)}...` : text;
   const fail = (reason: string, cause?: unknown): never => {
-    throw new SyntaxError(`Cannot decode lease value ${JSON.stringify(shown)}: ${reason}`, {
+    throw new SyntaxError(`Cannot decode lease value ${quote(text)}: ${reason}`, {
       cause,
     });
   };
@@ -61,7 +61,7 @@ export function decodeLeaseAttrs(text: string): LeaseAttrs {
       try {
         attrs.publicIP = parseIP4(trimQuotes(raw));
       } catch (err) {
-        fail(`${key} ${JSON.stringify(trimQuotes(raw))} is not an IPv4 address`, err);
+        fail(`${key} ${quote(trimQuotes(raw))} is not an IPv4 address`, err);
       }
     } else if (foldEquals(key, "PublicIPv6")) {
       if (raw === "null") {
@@ -71,7 +71,7 @@ export function decodeLeaseAttrs(text: string): LeaseAttrs {
       try {
         attrs.publicIPv6 = parseIP6(trimQuotes(raw));
       } catch (err) {
-        fail(`${key} ${JSON.stringify(trimQuotes(raw))} is not an IPv6 address`, err);
+        fail(`${key} ${quote(trimQuotes(raw))} is not an IPv6 address`, err);
       }
     } else if (foldEquals(key, "BackendType")) {
       const kind = jsonKind(raw);

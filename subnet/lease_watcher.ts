@@ -6,7 +6,8 @@
 import { netEqual } from "./ip.ts";
 import type { Lease, LeaseEvent, LeaseWatchResult } from "./mod.ts";
 
-function sameAttrs(a: Lease, b: Lease): boolean {
+/** Whether two leases of the same subnet say the same (attributes and IPv6 subnet). */
+export function sameAttrs(a: Lease, b: Lease): boolean {
   const x = a.attrs, y = b.attrs;
   return x.publicIP === y.publicIP && x.publicIPv6 === y.publicIPv6 &&
     x.backendType === y.backendType && x.backendData === y.backendData &&
@@ -43,6 +44,11 @@ export class LeaseWatcher {
   /** The remote leases currently known. */
   get leases(): Lease[] {
     return [...this.#known.values()];
+  }
+
+  /** Whether a remote lease with the subnet(s) of `lease` is known. */
+  has(lease: Lease): boolean {
+    return this.#known.has(subnetKeyOf(lease));
   }
 
   /** Applies one watch result; returns the batch to hand to the backend (possibly empty). */

@@ -54,6 +54,11 @@ export interface Lease {
   readonly attrs: LeaseAttrs;
   /** Expiry as epoch milliseconds; `undefined` for a reservation (no etcd lease, no TTL). */
   readonly expiration?: number;
+  /**
+   * Where the lease was read, for log lines: `etcd key "/coreos.com/network/subnets/10.5.3.0-24"`
+   * or `node "worker-1"` (foreign text already quoted). Not part of what the lease says.
+   */
+  readonly source?: string;
 }
 
 /** One change to the set of leases. A removal carries the last known lease when there is one. */

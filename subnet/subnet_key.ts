@@ -3,6 +3,7 @@
  * dual-stack lease. Byte-compatible with flannel's `MakeSubnetKey` / `ParseSubnetKey`.
  */
 import { formatIP4, formatIP6, type IP4Net, type IP6Net, parseIP4, parseIP6 } from "./ip.ts";
+import { clip, quote } from "../util/quote.ts";
 
 /**
  * flannel's `subnetRegex`, searched unanchored at the start and anchored at the end, so a full
@@ -10,6 +11,13 @@ import { formatIP4, formatIP6, type IP4Net, type IP6Net, parseIP4, parseIP6 } fr
  * original match any character but newline (`[^\n]` here; Go's `.`), the address is then checked.
  */
 const SUBNET_KEY = /(\d+\.\d+[^\n]\d+[^\n]\d+)-(\d+)(?:&([a-f\d:]+)-(\d+))?$/;
+
+/**
+ * Longest key parsed. The backtracking regex costs time quadratic in a run of digits (a key of
+ * 30 000 digits takes a second, one of 1 MB would take minutes); Go's linear regexp does not
+ * care. Real keys (`<prefix>/subnets/10.12.13.0-24&fd00:12:13::-56`) are far shorter.
+ */
+export const MAX_KEY_LENGTH = 1024;
 
 /** The key of a lease: `<a.b.c.d>-<len>`, plus `&<ipv6>-<len>` when `ipv6Subnet` is non-empty. */
 export function makeSubnetKey(subnet: IP4Net, ipv6Subnet?: IP6Net): string {
@@ -35,8 +43,9 @@ function parsePrefix(digits: string, bits: number): number | undefined {
  */
 export function parseSubnetKey(key: string): { subnet: IP4Net; ipv6Subnet?: IP6Net } {
   const fail = (reason: string): never => {
-    throw new SyntaxError(`Cannot parse subnet key ${JSON.stringify(key)}: ${reason}`);
+    throw new SyntaxError(`Cannot parse subnet key ${quote(key)}: ${reason}`);
   };
+  if (key.length > MAX_KEY_LENGTH) return fail(`longer than ${MAX_KEY_LENGTH} characters`);
   const m = SUBNET_KEY.exec(key);
   if (m === null) return fail("expected <a.b.c.d>-<prefix>[&<ipv6>-<prefix>] at the end");
   const [, v4, len4, v6, len6] = m;
@@ -44,19 +53,21 @@ export function parseSubnetKey(key: string): { subnet: IP4Net; ipv6Subnet?: IP6N
   try {
     ip = parseIP4(v4);
   } catch {
-    return fail(`"${v4}" is not an IPv4 address`);
+    return fail(`${quote(v4)} is not an IPv4 address`);
   }
   const prefix = parsePrefix(len4, 5) ??
-    fail(`IPv4 prefix length ${len4} is out of range 0..31 (flannel does not parse /32 keys)`);
+    fail(
+      `IPv4 prefix length ${clip(len4)} is out of range 0..31 (flannel does not parse /32 keys)`,
+    );
   const subnet = { ip, prefix };
   if (v6 === undefined) return { subnet };
   let ip6: bigint;
   try {
     ip6 = parseIP6(v6);
   } catch {
-    return fail(`"${v6}" is not an IPv6 address`);
+    return fail(`${quote(v6)} is not an IPv6 address`);
   }
   const prefix6 = parsePrefix(len6, 7) ??
-    fail(`IPv6 prefix length ${len6} is out of range 0..127`);
+    fail(`IPv6 prefix length ${clip(len6)} is out of range 0..127`);
   return { subnet, ipv6Subnet: { ip: ip6, prefix: prefix6 } };
 }

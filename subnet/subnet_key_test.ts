@@ -109,3 +109,24 @@ Deno.test("parseSubnetKey() only ever throws SyntaxError on random input", () =>
   }
   assert.ok(parsed > 100, `only ${parsed} random keys parsed`);
 });
+
+Deno.test("parseSubnetKey() refuses a 1 MB key at once, with a short message", async (t) => {
+  for (
+    const [name, tail] of [["digits", "1".repeat(1_000_000)], [
+      "padded prefix",
+      "10.5.3.0-" + "0".repeat(1_000_000) + "24",
+    ]]
+  ) {
+    await t.step(name, () => {
+      const t0 = performance.now();
+      assert.throws(
+        () => parseSubnetKey(`/coreos.com/network/subnets/${tail}`),
+        (err: Error) =>
+          err instanceof SyntaxError && err.message.length < 300 &&
+          /^Cannot parse subnet key "\/coreos\.com\/network\/subnets\/[\d.-]+"… \(\d+ bytes\): longer than 1024 characters$/
+            .test(err.message),
+      );
+      assert.ok(performance.now() - t0 < 100, "no regexp backtracking over the digits");
+    });
+  }
+});

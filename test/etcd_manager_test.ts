@@ -236,3 +236,40 @@ Deno.test("EtcdSubnetManager.completeLease() renews on time and reports revocati
     client.close();
   }
 });
+
+Deno.test("EtcdSubnetManager logs an undecodable lease once and treats a bad overwrite as a removal", async () => {
+  await using etcd = await startEtcd();
+  const client = await EtcdClient.create({ endpoints: [etcd.endpoint] });
+  const abort = new AbortController();
+  const lines: string[] = [];
+  const log = { ...silentLogger, warn: (m: string) => lines.push(m) };
+  const deep = "[".repeat(100_000) + "]".repeat(100_000);
+  try {
+    await client.put(`${PREFIX}/config`, CONFIG);
+    await client.put(`${PREFIX}/subnets/10.3.7.0-24`, `{"PublicIP":${deep}}`);
+    await client.put(`${PREFIX}/subnets/1${"0".repeat(100_000)}`, "{}");
+    const m = manager(client, { log });
+    const w = watchInto(m, abort.signal);
+    await eventually(() => w.results.length > 0, 10_000, "the first snapshot");
+    assert.equal(lines.length, 2, lines.join("\n").slice(0, 2000));
+    assert.match(lines[0], /^Ignoring lease "\/coreos\.com\/network\/subnets\/10\.3\.7\.0-24"/);
+    assert.match(lines[1], /^Ignoring bad subnet node ".*"… \(100029 bytes\): /);
+    for (const line of lines) assert.ok(line.length < 1000, `${line.length} characters`);
+
+    // A good lease, then overwritten with garbage: it is removed, not kept stale.
+    await client.put(`${PREFIX}/subnets/10.3.8.0-24`, '{"PublicIP":"192.168.12.8"}');
+    await eventually(() => w.watcher.leases.length === 1, 10_000, "the good lease");
+    assert.equal(w.watcher.leases[0].source, 'etcd key "/coreos.com/network/subnets/10.3.8.0-24"');
+    await client.put(`${PREFIX}/subnets/10.3.8.0-24`, "{");
+    await eventually(() => w.watcher.leases.length === 0, 10_000, "removed once garbled");
+    assert.equal(lines.length, 3);
+
+    // A second listing (as after compaction) logs none of them again.
+    const again = watchInto(m, abort.signal);
+    await eventually(() => again.results.length > 0, 10_000, "the re-list");
+    assert.equal(lines.length, 3, lines.slice(3).join("\n").slice(0, 2000));
+  } finally {
+    abort.abort();
+    client.close();
+  }
+});

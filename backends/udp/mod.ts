@@ -18,6 +18,7 @@ import { formatIP4, formatIP4Net } from "../../subnet/ip.ts";
 import { getFold } from "../../subnet/json.ts";
 import type { NetworkConfig, SignalOptions } from "../../subnet/mod.ts";
 import { describeError, type Logger } from "../../util/log.ts";
+import { quote } from "../../util/quote.ts";
 import type { Backend, BackendDeps, Network } from "../mod.ts";
 import { ROUTE_PROTOCOL } from "../route_network.ts";
 import { UdpNetwork } from "./network.ts";
@@ -34,7 +35,7 @@ export function parsePort(backend: Readonly<Record<string, unknown>>): number {
   if (v === undefined || v === null) return DEFAULT_PORT;
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 65535) {
     throw new RangeError(
-      `Invalid udp backend "Port" ${JSON.stringify(v)}: use an integer from 1 to 65535 ` +
+      `Invalid udp backend "Port" ${quote(v)}: use an integer from 1 to 65535 ` +
         `(default ${DEFAULT_PORT})`,
     );
   }
@@ -93,6 +94,7 @@ export default function createUdpBackend(deps: BackendDeps): Backend {
           manager: deps.subnetManager,
           netlink,
           log,
+          config,
           lease,
           mtu,
           port,

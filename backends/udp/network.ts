@@ -5,12 +5,19 @@
  */
 import type { Netlink, Route } from "../../kernel/netlink/types.ts";
 import { formatIP4, formatIP4Net } from "../../subnet/ip.ts";
-import { LeaseWatcher, subnetKeyOf } from "../../subnet/lease_watcher.ts";
-import type { Lease, LeaseEvent, SignalOptions, SubnetManager } from "../../subnet/mod.ts";
+import { subnetKeyOf } from "../../subnet/lease_watcher.ts";
+import type {
+  Lease,
+  LeaseEvent,
+  NetworkConfig,
+  SignalOptions,
+  SubnetManager,
+} from "../../subnet/mod.ts";
 import { metrics } from "../../util/metrics.ts";
 import { sleep } from "../../util/abort.ts";
 import { describeError, type Logger } from "../../util/log.ts";
 import type { Network } from "../mod.ts";
+import { LeaseIntake } from "../_lease_intake.ts";
 import { DataPath } from "./datapath.ts";
 import { type Peer, PeerTable } from "./peers.ts";
 import { readStats, S, type UdpStats } from "./stats.ts";
@@ -24,6 +31,8 @@ export interface UdpNetworkOptions {
   readonly manager: SubnetManager;
   readonly netlink: Netlink;
   readonly log: Logger;
+  /** The network config peers' subnets must fit. */
+  readonly config: NetworkConfig;
   readonly lease: Lease;
   readonly mtu: number;
   /** UDP port of every peer (flannel assumes all nodes use the local `Port`). */
@@ -40,25 +49,18 @@ export interface UdpNetworkOptions {
   readonly housekeepingIntervalMs?: number;
 }
 
-/** Why a lease's public IP cannot carry traffic, or undefined when it can. */
-export function badPublicIP(ip: number): string | undefined {
-  if (ip === 0) return "it is unset (0.0.0.0)";
-  const a = ip >>> 24;
-  if (a === 0) return "it is in 0.0.0.0/8";
-  if (a === 127) return "it is a loopback address";
-  if (a >= 224 && a < 240) return "it is a multicast address";
-  if (a >= 240) return "it is a reserved or broadcast address";
-  return undefined;
+/** The udp backend's lease intake; flannel's udp leases carry no BackendType. */
+export function udpLeaseIntake(config: NetworkConfig, own: Lease, log: Logger): LeaseIntake {
+  return new LeaseIntake({ config, own, backendTypes: ["udp", ""], log });
 }
 
-/** Applies a lease event batch to the peer map; returns the bad-peer count it met. */
+/** Applies a batch of (usable) lease events to the peer map. */
 export function applyLeaseEvents(
   peers: Map<string, Peer>,
   batch: readonly LeaseEvent[],
   port: number,
   log: Logger,
-): number {
-  let bad = 0;
+): void {
   for (const { type, lease } of batch) {
     if (!lease.enableIPv4) continue;
     const key = subnetKeyOf(lease);
@@ -68,17 +70,9 @@ export function applyLeaseEvents(
       continue;
     }
     const ip = lease.attrs.publicIP >>> 0;
-    const why = badPublicIP(ip);
-    if (why) {
-      bad++;
-      peers.delete(key);
-      log.warn(`Ignoring subnet ${dst}: its PublicIP ${formatIP4(ip)} cannot be used: ${why}`);
-      continue;
-    }
     peers.set(key, { net: lease.subnet.ip >>> 0, prefix: lease.subnet.prefix, publicIP: ip, port });
     log.info(`Subnet added: ${dst} via ${formatIP4(ip)}:${port}`);
   }
-  return bad;
 }
 
 const dropReasons: [slot: number, what: string, last?: number][] = [
@@ -111,7 +105,7 @@ export class UdpNetwork implements Network {
   readonly #peers = new Map<string, Peer>();
   readonly #logged = new Float64Array(64);
   readonly #loggedAt = new Map<number, number>();
-  #badPeers = 0;
+  #intake?: LeaseIntake;
   #exported?: UdpStats;
   #dp?: DataPath;
 
@@ -134,7 +128,7 @@ export class UdpNetwork implements Network {
   /** Data-path counters: packets in/out, drops by reason. */
   stats(): UdpStats {
     const s = this.#dp?.stats ?? new Float64Array(64);
-    return readStats(s, this.#badPeers);
+    return readStats(s, this.#intake?.refused ?? 0);
   }
 
   async run(options?: SignalOptions): Promise<void> {
@@ -160,11 +154,11 @@ export class UdpNetwork implements Network {
 
   async #watchLeases(signal?: AbortSignal): Promise<void> {
     const o = this.#o;
-    const watcher = new LeaseWatcher(this.lease);
+    const intake = this.#intake = udpLeaseIntake(o.config, this.lease, o.log);
     for await (const result of o.manager.watchLeases({ signal })) {
-      const batch = watcher.apply(result);
+      const batch = intake.apply(result);
       if (batch.length === 0) continue;
-      this.#badPeers += applyLeaseEvents(this.#peers, batch, o.port, o.log);
+      applyLeaseEvents(this.#peers, batch, o.port, o.log);
       try {
         this.#table.publish([...this.#peers.values()]);
       } catch (err) {

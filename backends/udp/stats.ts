@@ -86,7 +86,7 @@ export interface UdpStats {
   readonly inBatchAvg: number;
   readonly outBatchAvg: number;
   readonly drops: UdpDrops;
-  /** Leases skipped because their public IP cannot carry traffic. */
+  /** Peer leases currently refused as unusable (see `backends/_lease_intake.ts`). */
   readonly badPeers: number;
   readonly internalErrors: number;
 }

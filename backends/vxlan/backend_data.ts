@@ -4,6 +4,7 @@
  * the 6-byte forms.
  */
 import { decodeJSONString, jsonKind, lookupMember, objectMembers } from "../../subnet/json.ts";
+import { clip, quote } from "../../util/quote.ts";
 
 /** What a peer advertises for its VXLAN tunnel endpoint. */
 export interface VxlanLeaseData {
@@ -24,13 +25,15 @@ export function parseMac(text: string): string {
   } else if (/^[0-9a-fA-F]{4}(\.[0-9a-fA-F]{4}){2}$/.test(text)) {
     groups = text.split(".").flatMap((g) => [g.slice(0, 2), g.slice(2)]);
   }
-  if (!groups) throw new SyntaxError(`Cannot parse MAC address "${text}"`);
+  if (!groups) throw new SyntaxError(`Cannot parse MAC address ${quote(text)}`);
   const mac = groups.join(":").toLowerCase();
   if (mac === "00:00:00:00:00:00") {
-    throw new RangeError(`MAC address "${text}" is all zeros: not a usable VTEP address`);
+    throw new RangeError(`MAC address ${quote(text)} is all zeros: not a usable VTEP address`);
   }
   if (parseInt(groups[0], 16) & 1) {
-    throw new RangeError(`MAC address "${text}" is a multicast address: not a usable VTEP address`);
+    throw new RangeError(
+      `MAC address ${quote(text)} is a multicast address: not a usable VTEP address`,
+    );
   }
   return mac;
 }
@@ -62,20 +65,20 @@ export function decodeBackendData(text: string | undefined): VxlanLeaseData {
   try {
     members = objectMembers(text);
   } catch (cause) {
-    throw new SyntaxError(`Cannot decode BackendData ${text}`, { cause });
+    throw new SyntaxError(`Cannot decode BackendData ${clip(text)}`, { cause });
   }
-  if (!members) throw new TypeError(`Cannot decode BackendData ${text}: it is null`);
+  if (!members) throw new TypeError(`Cannot decode BackendData ${clip(text)}: it is null`);
   const vni = lookupMember(members, "VNI");
   const mac = lookupMember(members, "VtepMAC");
   if (!vni || jsonKind(vni.raw) !== "number" || !Number.isInteger(Number(vni.raw))) {
-    throw new TypeError(`Cannot decode BackendData ${text}: "VNI" must be an integer`);
+    throw new TypeError(`Cannot decode BackendData ${clip(text)}: "VNI" must be an integer`);
   }
   if (!mac || jsonKind(mac.raw) !== "string") {
-    throw new TypeError(`Cannot decode BackendData ${text}: "VtepMAC" must be a string`);
+    throw new TypeError(`Cannot decode BackendData ${clip(text)}: "VtepMAC" must be a string`);
   }
   try {
     return { vni: Number(vni.raw), vtepMac: parseMac(decodeJSONString(mac.raw)) };
   } catch (cause) {
-    throw new SyntaxError(`Cannot decode BackendData ${text}: bad "VtepMAC"`, { cause });
+    throw new SyntaxError(`Cannot decode BackendData ${clip(text)}: bad "VtepMAC"`, { cause });
   }
 }

@@ -4,6 +4,7 @@
  * key of the wrong type rejected with its name.
  */
 import { getFold } from "../../subnet/json.ts";
+import { quote } from "../../util/quote.ts";
 
 /** The resolved vxlan settings: every default applied. */
 export interface VxlanConfig {
@@ -33,7 +34,7 @@ function integer(
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "number" || !Number.isInteger(v)) {
     throw new TypeError(
-      `error decoding VXLAN backend config: "${key}" must be an integer, got ${JSON.stringify(v)}`,
+      `error decoding VXLAN backend config: "${key}" must be an integer, got ${quote(v)}`,
     );
   }
   if (v < min || v > max) {
@@ -49,9 +50,7 @@ function boolean(backend: Readonly<Record<string, unknown>>, key: string): boole
   if (v === undefined || v === null) return false;
   if (typeof v !== "boolean") {
     throw new TypeError(
-      `error decoding VXLAN backend config: "${key}" must be true or false, got ${
-        JSON.stringify(v)
-      }`,
+      `error decoding VXLAN backend config: "${key}" must be true or false, got ${quote(v)}`,
     );
   }
   return v;

@@ -151,6 +151,7 @@ export async function registerVxlanNetwork(
     manager: subnetManager,
     netlink,
     log,
+    config,
     lease,
     mtu,
     device,

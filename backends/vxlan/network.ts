@@ -15,8 +15,14 @@
 import type { Fdb, KernelEvent, Netlink, Route } from "../../kernel/netlink/types.ts";
 import { NotFoundError } from "../../kernel/netlink/errors.ts";
 import { formatIP4, formatIP4Net } from "../../subnet/ip.ts";
-import { LeaseWatcher } from "../../subnet/lease_watcher.ts";
-import type { Lease, LeaseEvent, SignalOptions, SubnetManager } from "../../subnet/mod.ts";
+import type {
+  Lease,
+  LeaseEvent,
+  NetworkConfig,
+  SignalOptions,
+  SubnetManager,
+} from "../../subnet/mod.ts";
+import { clip } from "../../util/quote.ts";
 import { Backoff, sleep } from "../../util/abort.ts";
 import { describeError, type Logger } from "../../util/log.ts";
 import type { Network } from "../mod.ts";
@@ -35,6 +41,7 @@ import {
 } from "./peers.ts";
 import { metrics } from "../../util/metrics.ts";
 import { forEachKernelEvent } from "../_kernel_events.ts";
+import { LeaseIntake } from "../_lease_intake.ts";
 
 /** The wire name of this backend in leases and configs. */
 export const BACKEND_TYPE = "vxlan";
@@ -43,6 +50,8 @@ export interface VxlanNetworkOptions {
   readonly manager: SubnetManager;
   readonly netlink: Netlink;
   readonly log: Logger;
+  /** The network config peers' subnets must fit. */
+  readonly config: NetworkConfig;
   readonly lease: Lease;
   readonly mtu: number;
   readonly device: VxlanDevice;
@@ -65,7 +74,7 @@ const ZERO_MAC = "00:00:00:00:00:00";
 
 function describeLease(l: Lease): string {
   return `${formatIP4Net(l.subnet)} (PublicIP ${formatIP4(l.attrs.publicIP)}, BackendData ${
-    l.attrs.backendData ?? "none"
+    l.attrs.backendData === undefined ? "none" : clip(l.attrs.backendData)
   })`;
 }
 
@@ -122,9 +131,16 @@ export class VxlanNetwork implements Network {
   }
 
   async #watchLeases(signal?: AbortSignal): Promise<void> {
-    const watcher = new LeaseWatcher(this.lease);
+    const { config, log, vni } = this.#o;
+    const intake = new LeaseIntake({
+      config,
+      own: this.lease,
+      backendTypes: [BACKEND_TYPE],
+      checkBackendData: (lease) => void peerFromLease(lease, vni),
+      log,
+    });
     for await (const result of this.#o.manager.watchLeases({ signal })) {
-      await this.#applyBatch(watcher.apply(result));
+      await this.#applyBatch(intake.apply(result));
       if (result.snapshot) this.#synced = true;
       await this.reconcile();
     }
@@ -140,23 +156,8 @@ export class VxlanNetwork implements Network {
         if (this.#forget(dst)) log.info(`Subnet removed: ${dst}`);
         continue;
       }
-      if (lease.attrs.backendType !== BACKEND_TYPE) {
-        log.warn(
-          `ignoring non-vxlan v4Subnet(${dst}) v6Subnet(${
-            lease.ipv6Subnet ? `${lease.ipv6Subnet.ip}/${lease.ipv6Subnet.prefix}` : ""
-          }) type=${lease.attrs.backendType ?? ""}`,
-        );
-        this.#forget(dst);
-        continue;
-      }
-      let peer: Peer;
-      try {
-        peer = peerFromLease(lease, this.#o.vni);
-      } catch (err) {
-        log.error(`Skipping vxlan lease ${describeLease(lease)}: ${describeError(err)}`);
-        this.#forget(dst);
-        continue;
-      }
+      // The intake let through only leases whose BackendData decodes with our VNI.
+      let peer = peerFromLease(lease, this.#o.vni);
       const directIndex = this.#o.directRouting ? await this.#directIndex(peer) : undefined;
       if (directIndex !== undefined) {
         peer = { ...peer, directIndex };

@@ -3,6 +3,7 @@
  * one that answered; a connection error, a timeout or gRPC `Unavailable` moves on to the next.
  * Any other answer (including an HTTP error) is returned to the caller.
  */
+import { quote } from "../../util/quote.ts";
 import type { Logger } from "../../util/log.ts";
 import { EtcdUnavailableError, gatewayError, GrpcCode } from "./_errors.ts";
 
@@ -40,7 +41,7 @@ export function strangeAnswer(path: string, ex: Exchange): string {
       "certificates that have a CommonName: use a certificate without CN for --etcd-certfile)"
     : "";
   return `etcd at ${ex.endpoint} answered POST ${path} with HTTP ${ex.status}: ${
-    JSON.stringify(ex.text.trim().slice(0, 200))
+    quote(ex.text.trim())
   }${hint}`;
 }
 

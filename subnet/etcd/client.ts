@@ -4,6 +4,7 @@
  * `_transport.ts`), TLS client certificates and username/password auth (REFERENCE §3.1).
  * Errors etcd answers with are plain `Error`s carrying etcd's message, except the classes below.
  */
+import { quote } from "../../util/quote.ts";
 import { type Logger, silentLogger } from "../../util/log.ts";
 import { encodeText, int64, prefixRangeEnd } from "./_codec.ts";
 import { loadTls, parseEndpoints } from "./_config.ts";
@@ -243,8 +244,7 @@ export class EtcdClient {
             try {
               json = JSON.parse(line);
             } catch (err) {
-              const shown = JSON.stringify(line.slice(0, 200));
-              throw new Error(`etcd ${what} from ${stream.endpoint}: cannot parse ${shown}`, {
+              throw new Error(`etcd ${what} from ${stream.endpoint}: cannot parse ${quote(line)}`, {
                 cause: err,
               });
             }

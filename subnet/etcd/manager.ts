@@ -6,6 +6,7 @@
 import { describeError, type Logger } from "../../util/log.ts";
 import { Backoff, isAbort, sleep } from "../../util/abort.ts";
 import { metrics } from "../../util/metrics.ts";
+import { quote } from "../../util/quote.ts";
 import { findLeaseByPublicIP, isLeased4, leaseCompatible, pickFreeSubnet } from "../allocate.ts";
 import { ConfigError, parseNetworkConfig } from "../config.ts";
 import { formatIP4, formatIP4Net, formatIP6Net, type IP4Net, type IP6Net } from "../ip.ts";
@@ -87,6 +88,8 @@ export class EtcdSubnetManager implements SubnetManager {
   #lastListing?: { leases: StoredLease[]; revision: bigint; at: number };
   /** The etcd lease id and key of the own lease, once acquired. */
   #own?: { key: string; leaseId: string; attrs: LeaseAttrs };
+  /** Undecodable keys and values, with the problem logged (once per key and problem). */
+  #undecodable = new Map<string, string>();
 
   constructor(kv: EtcdKV, options: EtcdSubnetManagerOptions) {
     this.#kv = kv;
@@ -133,35 +136,47 @@ export class EtcdSubnetManager implements SubnetManager {
   async #listLeases(options?: SignalOptions): Promise<{ leases: StoredLease[]; revision: bigint }> {
     const { kvs, revision } = await this.#kv.range(this.subnetsPrefix, options);
     const leases: StoredLease[] = [];
+    const present = new Set<string>();
     for (const kv of kvs) {
+      present.add(kv.key);
       const lease = this.#decode(kv);
       if (lease) leases.push({ key: kv.key, kv, lease });
+    }
+    for (const key of this.#undecodable.keys()) {
+      if (!present.has(key)) this.#undecodable.delete(key);
     }
     return { leases, revision };
   }
 
+  /**
+   * The lease stored under `kv`, or undefined (logged once per key and problem, so re-lists
+   * stay quiet) when its key or value cannot be decoded.
+   */
   #decode(kv: KeyValue, expiration?: number): Lease | undefined {
-    let subnets;
+    let problem: string;
     try {
-      subnets = parseSubnetKey(kv.key);
+      const subnets = parseSubnetKey(kv.key);
+      try {
+        const lease = {
+          enableIPv4: true,
+          enableIPv6: subnets.ipv6Subnet !== undefined,
+          subnet: subnets.subnet,
+          ipv6Subnet: subnets.ipv6Subnet,
+          attrs: decodeLeaseAttrs(kv.value),
+          expiration,
+          source: `etcd key ${quote(kv.key)}`,
+        };
+        this.#undecodable.delete(kv.key);
+        return lease;
+      } catch (err) {
+        problem = `Ignoring lease ${quote(kv.key)} with a bad value: ${describeError(err)}`;
+      }
     } catch (err) {
-      this.#log.warn(`Ignoring bad subnet node "${kv.key}": ${describeError(err)}`);
-      return undefined;
+      problem = `Ignoring bad subnet node ${quote(kv.key)}: ${describeError(err)}`;
     }
-    try {
-      const attrs = decodeLeaseAttrs(kv.value);
-      return {
-        enableIPv4: true,
-        enableIPv6: subnets.ipv6Subnet !== undefined,
-        subnet: subnets.subnet,
-        ipv6Subnet: subnets.ipv6Subnet,
-        attrs,
-        expiration,
-      };
-    } catch (err) {
-      this.#log.warn(`Ignoring lease "${kv.key}" with a bad value: ${describeError(err)}`);
-      return undefined;
-    }
+    if (this.#undecodable.get(kv.key) !== problem) this.#log.warn(problem);
+    this.#undecodable.set(kv.key, problem);
+    return undefined;
   }
 
   #keyOf(subnet: IP4Net, ipv6Subnet?: IP6Net): string {
@@ -254,6 +269,7 @@ export class EtcdSubnetManager implements SubnetManager {
       ipv6Subnet,
       attrs,
       expiration: this.#now() + grant.ttl * 1000,
+      source: `etcd key ${quote(key)}`,
     };
   }
 
@@ -312,8 +328,12 @@ export class EtcdSubnetManager implements SubnetManager {
             }
             backoff.reset();
             const events = resp.events.flatMap((e): LeaseEvent[] => {
-              const lease = e.type === "put" ? this.#decode(e.kv) : this.#removed(e.kv.key);
-              return lease ? [{ type: e.type === "put" ? "added" : "removed", lease }] : [];
+              const lease = e.type === "put" ? this.#decode(e.kv) : undefined;
+              if (lease) return [{ type: "added", lease }];
+              // Deleted, or overwritten with a value that cannot be used: either way gone.
+              if (e.type === "delete") this.#undecodable.delete(e.kv.key);
+              const gone = this.#removed(e.kv.key);
+              return gone ? [{ type: "removed", lease: gone }] : [];
             });
             revision = resp.revision + 1n;
             if (events.length > 0) yield { events };

@@ -3,6 +3,7 @@
  * list and watch nodes, patch node status, get pod). Authenticates per `ClientConfig` (bearer
  * token re-fetched once after a 401, client certificates, including ones an exec plugin returns).
  */
+import { quote } from "../../util/quote.ts";
 import { LineSplitter } from "../etcd/_ndjson.ts";
 import type { SignalOptions } from "../mod.ts";
 import type { ClientConfig, Credentials } from "./client_config.ts";
@@ -43,7 +44,7 @@ export const PATCH_STRATEGIC = "application/strategic-merge-patch+json";
 export const PATCH_MERGE = "application/merge-patch+json";
 
 function describeStatus(method: string, path: string, status: number, body: string): string {
-  let detail = body.trim().slice(0, 300);
+  let detail = body.trim();
   try {
     const s = JSON.parse(body) as Status;
     if (s?.kind === "Status" && s.message) detail = s.message;
@@ -54,7 +55,7 @@ function describeStatus(method: string, path: string, status: number, body: stri
     ? " (forbidden: the flannel ClusterRole needs get/list/watch on nodes, patch on " +
       "nodes/status and get on pods; see deploy/kube-flannel.yml)"
     : "";
-  return `${method} ${path}: HTTP ${status}: ${JSON.stringify(detail)}${hint}`;
+  return `${method} ${path}: HTTP ${status}: ${quote(detail)}${hint}`;
 }
 
 export class KubeClient {
@@ -169,7 +170,7 @@ export class KubeClient {
     } catch (err) {
       throw new Error(
         `${method} ${path}: the API server answered HTTP ${response.status} with non-JSON ${
-          JSON.stringify(text.slice(0, 200))
+          quote(text)
         }`,
         { cause: err },
       );
@@ -294,7 +295,7 @@ function parseEvent(line: string): WatchEvent<Node> {
   try {
     event = JSON.parse(line);
   } catch (err) {
-    throw new Error(`watch of nodes: undecodable line ${JSON.stringify(line.slice(0, 200))}`, {
+    throw new Error(`watch of nodes: undecodable line ${quote(line)}`, {
       cause: err,
     });
   }
@@ -310,7 +311,7 @@ function parseEvent(line: string): WatchEvent<Node> {
     !event || typeof event.object !== "object" || event.object === null ||
     !["ADDED", "MODIFIED", "DELETED", "BOOKMARK"].includes(event.type)
   ) {
-    throw new Error(`watch of nodes: unexpected event ${JSON.stringify(line.slice(0, 200))}`);
+    throw new Error(`watch of nodes: unexpected event ${quote(line)}`);
   }
   return event;
 }

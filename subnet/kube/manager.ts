@@ -18,8 +18,10 @@ import { KubeApiError, type KubeClient } from "./client.ts";
 import { NodeLeaseState } from "./_node_state.ts";
 import {
   annotationPatch,
+  badAddressAnnotations,
   checkOwnPodCIDRs,
   macFromBackendData,
+  nodeSource,
   ownAnnotations,
   parsePodCIDRs,
 } from "./node_lease.ts";
@@ -65,6 +67,8 @@ export class KubeSubnetManager implements SubnetManager {
   readonly #a: Annotations;
   readonly #log: Logger;
   readonly #now: () => number;
+  /** Warnings already logged (each bad own annotation once, however often it is read). */
+  readonly #warned = new Set<string>();
 
   constructor(options: KubeSubnetManagerOptions) {
     this.#o = options;
@@ -77,6 +81,13 @@ export class KubeSubnetManager implements SubnetManager {
 
   close(): void {
     this.#o.onClose?.();
+  }
+
+  #warnOnce(warnings: Map<string, string>): void {
+    for (const line of warnings.values()) {
+      if (!this.#warned.has(line)) this.#log.warn(line);
+      this.#warned.add(line);
+    }
   }
 
   getNetworkConfig(): Promise<NetworkConfig> {
@@ -128,6 +139,7 @@ export class KubeSubnetManager implements SubnetManager {
       this.#o.config,
       this.#o.netConfigPath,
     );
+    this.#warnOnce(badAddressAnnotations(node, this.#a));
     const changes = ownAnnotations(node, attrs, this.#a);
     if (changes) {
       await this.#o.client.patchNodeStatus(name, annotationPatch(changes), { signal });
@@ -144,6 +156,7 @@ export class KubeSubnetManager implements SubnetManager {
       ...(enableIPv6 && ipv6Subnet && { ipv6Subnet }),
       attrs,
       expiration: this.#now() + 24 * 3600_000,
+      source: nodeSource(name),
     };
   }
 
@@ -195,7 +208,13 @@ export class KubeSubnetManager implements SubnetManager {
   /** The `node-public-ip` / `node-public-ipv6` annotations (they override `--public-ip[v6]`). */
   async storedPublicIPs(options?: SignalOptions): Promise<{ ipv4?: string; ipv6?: string }> {
     const ann = await this.#ownAnnotations(options);
-    const ipv4 = ann[this.#a.nodePublicIP], ipv6 = ann[this.#a.nodePublicIPv6];
+    const bad = badAddressAnnotations(
+      { metadata: { name: this.nodeName, annotations: ann } },
+      this.#a,
+    );
+    this.#warnOnce(bad);
+    const usable = (key: string) => bad.has(key) ? undefined : ann[key];
+    const ipv4 = usable(this.#a.nodePublicIP), ipv6 = usable(this.#a.nodePublicIPv6);
     return { ...(ipv4 && { ipv4 }), ...(ipv6 && { ipv6 }) };
   }
 

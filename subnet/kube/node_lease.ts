@@ -17,6 +17,8 @@ import {
   parseIP6Net,
 } from "../ip.ts";
 import { compactJSON } from "../json.ts";
+import { quote } from "../../util/quote.ts";
+import { publicIPProblem, publicIPv6Problem } from "../lease_check.ts";
 import type { Lease, LeaseAttrs, NetworkConfig } from "../mod.ts";
 import type { Annotations } from "./annotations.ts";
 import type { Node } from "./types.ts";
@@ -38,29 +40,27 @@ export function parsePodCIDRs(node: Node): PodCIDRs {
   const texts = list.length > 0 ? list : node.spec?.podCIDR ? [node.spec.podCIDR] : [];
   if (texts.length >= 3) {
     throw new Error(
-      `node "${name}" pod cidrs should be IPv4/IPv6 only or dualstack: got ${
-        JSON.stringify(texts)
-      }`,
+      `node "${name}" pod cidrs should be IPv4/IPv6 only or dualstack: got ${quote(texts)}`,
     );
   }
   const out: PodCIDRs = {};
   for (const text of texts) {
     if (typeof text !== "string") {
       throw new Error(
-        `node "${name}" has a pod CIDR that is not a string: ${JSON.stringify(text)}`,
+        `node "${name}" has a pod CIDR that is not a string: ${quote(text)}`,
       );
     }
     if (text.includes(":")) {
       try {
         out.v6 = parseIP6Net(text);
       } catch (err) {
-        throw new Error(`node "${name}" has an invalid pod CIDR "${text}"`, { cause: err });
+        throw new Error(`node "${name}" has an invalid pod CIDR ${quote(text)}`, { cause: err });
       }
     } else {
       try {
         out.v4 = parseIP4Net(text);
       } catch (err) {
-        throw new Error(`node "${name}" has an invalid pod CIDR "${text}"`, { cause: err });
+        throw new Error(`node "${name}" has an invalid pod CIDR ${quote(text)}`, { cause: err });
       }
     }
   }
@@ -77,7 +77,7 @@ function backendDataOf(text: string | undefined, key: string): string {
   try {
     return compactJSON(text);
   } catch (err) {
-    throw new Error(`annotation ${key} is not JSON: ${JSON.stringify(text.slice(0, 100))}`, {
+    throw new Error(`annotation ${key} is not JSON: ${quote(text)}`, {
       cause: err,
     });
   }
@@ -101,9 +101,12 @@ export function nodeToLease(node: Node, config: NetworkConfig, a: Annotations): 
     try {
       attrs.publicIP = parseIP4(text);
     } catch (err) {
-      throw new Error(`node "${name}": annotation ${a.backendPublicIP} "${text}" is not IPv4`, {
-        cause: err,
-      });
+      throw new Error(
+        `node "${name}": annotation ${a.backendPublicIP} ${quote(text)} is not IPv4`,
+        {
+          cause: err,
+        },
+      );
     }
     attrs.backendData = backendDataOf(ann[a.backendData], a.backendData);
     if (!cidrs.v4) {
@@ -116,9 +119,12 @@ export function nodeToLease(node: Node, config: NetworkConfig, a: Annotations): 
     try {
       attrs.publicIPv6 = parseIP6(text);
     } catch (err) {
-      throw new Error(`node "${name}": annotation ${a.backendPublicIPv6} "${text}" is not IPv6`, {
-        cause: err,
-      });
+      throw new Error(
+        `node "${name}": annotation ${a.backendPublicIPv6} ${quote(text)} is not IPv6`,
+        {
+          cause: err,
+        },
+      );
     }
     attrs.backendV6Data = backendDataOf(ann[a.backendV6Data], a.backendV6Data);
     if (!cidrs.v6) {
@@ -132,7 +138,51 @@ export function nodeToLease(node: Node, config: NetworkConfig, a: Annotations): 
     subnet,
     ...(ipv6Subnet && { ipv6Subnet }),
     attrs,
+    source: nodeSource(name),
   };
+}
+
+/** A node as the `source` of its lease in log lines: `node "worker-1"`. */
+export function nodeSource(name: string): string {
+  return `node ${quote(name)}`;
+}
+
+/**
+ * The own-node annotations that name addresses to advertise or use (`public-ip-overwrite`,
+ * `node-public-ip` and their IPv6 variants) and are set to something no peer could reach:
+ * anyone allowed to patch nodes can set them. One warning per bad annotation; the manager ignores
+ * them (as if unset).
+ */
+export function badAddressAnnotations(node: Node, a: Annotations): Map<string, string> {
+  const ann = node.metadata?.annotations ?? {};
+  const bad = new Map<string, string>();
+  const keys = [
+    [a.backendPublicIPOverwrite, 4],
+    [a.nodePublicIP, 4],
+    [a.backendPublicIPv6Overwrite, 6],
+    [a.nodePublicIPv6, 6],
+  ] as const;
+  for (const [key, family] of keys) {
+    const text = ann[key];
+    if (!text) continue;
+    let why: string | undefined;
+    try {
+      why = family === 4 ? publicIPProblem(parseIP4(text)) : publicIPv6Problem(parseIP6(text));
+    } catch {
+      why = `is not an IPv${family} address`;
+    }
+    if (why) {
+      bad.set(
+        key,
+        `Ignoring annotation ${key} ${quote(text)} on node ${quote(name(node))}: it ${why}`,
+      );
+    }
+  }
+  return bad;
+}
+
+function name(node: Node): string {
+  return node.metadata?.name ?? "";
 }
 
 /** Whether two leases advertise the same thing (subnets and every attribute). */
@@ -151,7 +201,7 @@ export function sameLease(a: Lease | undefined, b: Lease | undefined): boolean {
  * The annotations to set on the own node for `attrs` (REFERENCE §4.5 steps 5-6), or `undefined`
  * when the node already carries them. Values are flannel's byte for byte: backend data as the
  * JSON text (`null` when none), public IPs in Go's text form, `public-ip` taken from
- * `public-ip-overwrite` when that is set.
+ * `public-ip-overwrite` when that is set to a usable address (`badAddressAnnotations`).
  */
 export function ownAnnotations(
   node: Node,
@@ -159,13 +209,15 @@ export function ownAnnotations(
   a: Annotations,
 ): Record<string, string> | undefined {
   const ann = node.metadata?.annotations ?? {};
+  const bad = badAddressAnnotations(node, a);
   const bd = attrs.backendData ?? "null";
   const v6bd = attrs.backendV6Data ?? "null";
   const type = attrs.backendType ?? "";
   const ip = formatIP4(attrs.publicIP);
   const ip6 = attrs.publicIPv6 === undefined ? undefined : formatIP6(attrs.publicIPv6);
-  const overwrite = ann[a.backendPublicIPOverwrite] ?? "";
-  const overwrite6 = ann[a.backendPublicIPv6Overwrite] ?? "";
+  const usable = (key: string) => bad.has(key) ? "" : ann[key] ?? "";
+  const overwrite = usable(a.backendPublicIPOverwrite);
+  const overwrite6 = usable(a.backendPublicIPv6Overwrite);
   const stale4 = ann[a.backendData] !== bd || ann[a.backendType] !== type ||
     ann[a.backendPublicIP] !== ip || ann[a.subnetKubeManaged] !== "true" ||
     (overwrite !== "" && overwrite !== ip);

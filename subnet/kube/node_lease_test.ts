@@ -4,6 +4,7 @@ import { parseIP4, parseIP6 } from "../ip.ts";
 import { annotationsFor } from "./annotations.ts";
 import {
   annotationPatch,
+  badAddressAnnotations,
   checkOwnPodCIDRs,
   macFromBackendData,
   nodeToLease,
@@ -45,6 +46,7 @@ Deno.test("nodeToLease() reads dist/fake-node.yaml as flannel does", () => {
       backendType: "vxlan",
       backendData: '{"VtepMAC":"96:59:b2:3f:04:ee"}',
     },
+    source: 'node "test"',
   });
 });
 
@@ -111,6 +113,18 @@ Deno.test("ownAnnotations() writes exactly flannel's values", async (t) => {
       [`${P}public-ip`]: "203.0.113.1",
     });
   });
+  await t.step("an unusable public-ip-overwrite is ignored (peers could not reach it)", () => {
+    for (const bad of ["127.0.0.1", "0.0.0.0", "not-an-ip", "x".repeat(100_000)]) {
+      const ann = {
+        [`${P}backend-data`]: "null",
+        [`${P}backend-type`]: "host-gw",
+        [`${P}kube-subnet-manager`]: "true",
+        [`${P}public-ip`]: "192.168.77.17",
+        [`${P}public-ip-overwrite`]: bad,
+      };
+      assert.equal(ownAnnotations(node(ann), { ...base, backendType: "host-gw" }, A), undefined);
+    }
+  });
   await t.step("dual-stack vxlan writes the v6 pair", () => {
     const got = ownAnnotations(node({}), {
       ...base,
@@ -156,4 +170,28 @@ Deno.test("macFromBackendData() reads VtepMAC, with flannel's fallback", () => {
   assert.equal(macFromBackendData("null"), undefined);
   assert.equal(macFromBackendData('{"VtepMAC":"aa:bb"'), "aa:bb");
   assert.equal(macFromBackendData(undefined), undefined);
+});
+
+Deno.test("badAddressAnnotations() names each unusable own address annotation, briefly", () => {
+  const bad = badAddressAnnotations(
+    node({
+      [`${P}public-ip-overwrite`]: "224.0.0.1",
+      [`${P}node-public-ip`]: "192.168.1.5",
+      [`${P}public-ipv6-overwrite`]: "::1",
+      [`${P}node-public-ipv6`]: "y".repeat(1_000_000),
+    }),
+    A,
+  );
+  assert.deepEqual([...bad.keys()], [
+    `${P}public-ip-overwrite`,
+    `${P}public-ipv6-overwrite`,
+    `${P}node-public-ipv6`,
+  ]);
+  assert.equal(
+    bad.get(`${P}public-ip-overwrite`),
+    `Ignoring annotation ${P}public-ip-overwrite "224.0.0.1" on node "test": it is a multicast address`,
+  );
+  const long = bad.get(`${P}node-public-ipv6`)!;
+  assert.ok(long.length < 400, `${long.length} characters`);
+  assert.match(long, /"y+"… \(1000000 bytes\) on node "test": it is not an IPv6 address$/);
 });

@@ -5,7 +5,7 @@ import { FakeSubnetManager } from "../test/fakes/subnet_manager.ts";
 import { formatIP4, formatIP4Net, parseIP4, parseIP4Net } from "../subnet/ip.ts";
 import type { Lease } from "../subnet/mod.ts";
 import { parseNetworkConfig } from "../subnet/config.ts";
-import type { Logger } from "../util/log.ts";
+import { recordingLogger } from "../test/recording_logger.ts";
 
 const config = parseNetworkConfig('{"Network":"10.100.0.0/16","Backend":{"Type":"host-gw"}}');
 
@@ -15,18 +15,6 @@ function lease(subnet: string, publicIP: string, backendType = "host-gw"): Lease
     enableIPv6: false,
     subnet: parseIP4Net(subnet),
     attrs: { publicIP: parseIP4(publicIP), backendType },
-  };
-}
-
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    level: 2,
-    info: (m) => lines.push(`I ${m}`),
-    warn: (m) => lines.push(`W ${m}`),
-    error: (m) => lines.push(`E ${m}`),
-    v: (_l, m) => lines.push(`V ${m}`),
   };
 }
 

@@ -4,7 +4,14 @@ import type { Lease } from "../../subnet/mod.ts";
 import { ROUTE_PROTOCOL } from "../route_network.ts";
 import createVxlanBackend, { registerVxlanNetwork } from "./mod.ts";
 import type { VxlanNetwork } from "./network.ts";
-import { data, peerLease, until, vxlanConfig, type World, world } from "./_test_fixtures.ts";
+import {
+  data,
+  peerLease,
+  until,
+  vxlanConfig,
+  type World,
+  world,
+} from "../../test/vxlan_fixtures.ts";
 
 const MAC_A = "aa:aa:aa:aa:aa:01";
 const MAC_B = "aa:aa:aa:aa:aa:02";

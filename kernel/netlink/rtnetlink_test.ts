@@ -1,5 +1,5 @@
 /**
- * Root-only: runs `_root_cases.ts` against the real kernel inside a throwaway network namespace
+ * Root-only: runs `test/netlink_kernel_cases.ts` against the real kernel inside a throwaway network namespace
  * (`unshare --net`: the namespace dies with the child process, also when it crashes, so there is
  * nothing to clean up). Without root the test is skipped with a message.
  */
@@ -15,7 +15,7 @@ Deno.test({
   ignore: !IS_ROOT,
   sanitizeResources: false,
 }, async () => {
-  const cases = new URL("./_root_cases.ts", import.meta.url).pathname;
+  const cases = new URL("../../test/netlink_kernel_cases.ts", import.meta.url).pathname;
   const out = await new Deno.Command("unshare", {
     args: ["--net", "--", Deno.execPath(), "test", "-A", "--no-check", cases],
     env: { NETLINK_TEST_IN_NETNS: "1", NO_COLOR: "1" },

@@ -1,5 +1,5 @@
 /**
- * Kernel cases for `rtnetlink_test.ts`, which runs this file with `deno test` inside a fresh
+ * Kernel cases for `kernel/netlink/rtnetlink_test.ts`, which runs this file with `deno test` inside a fresh
  * network namespace (`unshare --net`) and `NETLINK_TEST_IN_NETNS=1`. Without that variable every
  * case is ignored, so running this file by hand cannot touch the host's network.
  */
@@ -12,7 +12,7 @@ import {
   NetlinkError,
   NotFoundError,
   openNetlink,
-} from "./mod.ts";
+} from "../kernel/netlink/mod.ts";
 
 const IN_NETNS = Deno.env.get("NETLINK_TEST_IN_NETNS") === "1";
 const PROTO = 77;

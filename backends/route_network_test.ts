@@ -6,6 +6,7 @@ import { formatIP4, formatIP4Net, parseIP4, parseIP4Net } from "../subnet/ip.ts"
 import type { Lease } from "../subnet/mod.ts";
 import { parseNetworkConfig } from "../subnet/config.ts";
 import { recordingLogger } from "../test/recording_logger.ts";
+import { eventually } from "../test/eventually.ts";
 
 const config = parseNetworkConfig('{"Network":"10.100.0.0/16","Backend":{"Type":"host-gw"}}');
 
@@ -43,13 +44,14 @@ function setup(reconcileIntervalMs = 60_000, eventQueueLimit?: number) {
   const abort = new AbortController();
   const running = network.run({ signal: abort.signal });
   /** Waits until at least `n` more reconcile passes have run. */
-  const passesAfter = async (n: number) => {
+  const passesAfter = (n: number) => {
     const target = passes + n;
-    const end = Date.now() + 3000;
-    while (passes < target) {
-      if (Date.now() > end) throw new Error(`no reconcile pass (${passes}/${target})`);
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    return eventually(
+      () => passes >= target,
+      3000,
+      () => `reconcile passes (${passes}/${target})`,
+      2,
+    );
   };
   const routes = async () =>
     (await netlink.routes({ family: 4, protocol: ROUTE_PROTOCOL }))

@@ -2,8 +2,9 @@
  * `deno task mutate [--only TEXT]`: applies each one-line mutation of `test/mutations.ts` in
  * turn, runs its fast test files (`deno test --no-check`, so a test must catch the change at
  * run time, not the type checker), puts the file back, and prints which mutations were killed
- * and which survived. Exits 1 when any survived (a behaviour no test checks) or the list is
- * stale (a `find` that does not occur exactly once).
+ * and which survived. Exits 1 when any survived (a behaviour no test checks), did not load
+ * (a bad replacement proves nothing) or the list is stale (a `find` that does not occur exactly
+ * once).
  *
  * Refuses to start when a file it would mutate has uncommitted changes, and restores the file
  * after every run, also on Ctrl-C or a crash.
@@ -46,15 +47,18 @@ async function dirtyFiles(files: readonly string[]): Promise<string[]> {
   return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.trim() !== "");
 }
 
-async function runTests(tests: readonly string[]): Promise<boolean> {
+/** "passed", "failed" (a test caught it) or "broken" (the mutated code does not even load). */
+async function runTests(tests: readonly string[]): Promise<"passed" | "failed" | "broken"> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["test", "-A", "--no-check", "--parallel", "--fail-fast", ...tests],
     cwd: root,
     env: { NO_COLOR: "1" },
-    stdout: "null",
-    stderr: "null",
+    stdout: "piped",
+    stderr: "piped",
   }).output();
-  return out.success;
+  if (out.success) return "passed";
+  const text = new TextDecoder().decode(out.stdout);
+  return /\.\.\. FAILED/.test(text) ? "failed" : "broken";
 }
 
 async function main(args: string[]): Promise<number> {
@@ -81,6 +85,7 @@ async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   const survived: Mutation[] = [];
+  const broken: Mutation[] = [];
   const started = performance.now();
   try {
     for (const [i, m] of chosen.entries()) {
@@ -88,18 +93,20 @@ async function main(args: string[]): Promise<number> {
       const original = await Deno.readTextFile(path);
       restore = () => Deno.writeTextFileSync(path, original);
       const t0 = performance.now();
-      let killed: boolean;
+      let result;
       try {
         await Deno.writeTextFile(path, original.replace(m.find, () => m.replace));
-        killed = !(await runTests(m.tests));
+        result = await runTests(m.tests);
       } finally {
         restore();
         restore = undefined;
       }
-      if (!killed) survived.push(m);
+      if (result === "passed") survived.push(m);
+      if (result === "broken") broken.push(m);
       const seconds = ((performance.now() - t0) / 1000).toFixed(1);
+      const label = { passed: "SURVIVED", failed: "killed  ", broken: "BROKEN  " }[result];
       console.log(
-        `${String(i + 1).padStart(2)}/${chosen.length} ${killed ? "killed  " : "SURVIVED"} ` +
+        `${String(i + 1).padStart(2)}/${chosen.length} ${label} ` +
           `${seconds.padStart(5)} s  ${m.behaviour} (${m.file})`,
       );
     }
@@ -108,14 +115,18 @@ async function main(args: string[]): Promise<number> {
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
   const total = ((performance.now() - started) / 1000).toFixed(0);
+  const killed = chosen.length - survived.length - broken.length;
   console.log(
-    `\n${chosen.length - survived.length} of ${chosen.length} mutations killed, ` +
-      `${survived.length} survived (${total} s)`,
+    `\n${killed} of ${chosen.length} mutations killed, ${survived.length} survived, ` +
+      `${broken.length} did not load (${total} s)`,
   );
   for (const m of survived) {
     console.log(`  survived: ${m.behaviour}: ${m.file}: ${JSON.stringify(m.find)}`);
   }
-  return survived.length === 0 ? 0 : 1;
+  for (const m of broken) {
+    console.log(`  does not load (fix the replacement): ${m.behaviour}: ${m.file}`);
+  }
+  return survived.length === 0 && broken.length === 0 ? 0 : 1;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

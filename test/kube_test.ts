@@ -94,10 +94,17 @@ Deno.test("acquireLease() honours public-ip-overwrite and completeLease() sets N
   assert.deepEqual(await m.storedPublicIPs(), { ipv4: "192.168.1.5" });
   const lease = await m.acquireLease(HOSTGW("192.168.1.5"));
   assert.equal(c.api.getNode("n1")!.metadata!.annotations![`${PREFIX}public-ip`], "203.0.113.9");
-  await m.completeLease(lease);
-  const cond = c.api.getNode("n1")!.status!.conditions!.find((x) =>
-    x.type === "NetworkUnavailable"
-  )!;
+  const ac = new AbortController();
+  let held = true;
+  const holding = m.completeLease(lease, { signal: ac.signal }).finally(() => (held = false));
+  const networkUnavailable = () =>
+    c.api.getNode("n1")!.status!.conditions!.find((x) => x.type === "NetworkUnavailable");
+  await eventually(() => networkUnavailable() !== undefined, () => "NetworkUnavailable patched");
+  await new Promise((r) => setTimeout(r, 0));
+  assert.ok(held, "completeLease() holds the lease until aborted");
+  ac.abort();
+  await holding;
+  const cond = networkUnavailable()!;
   assert.equal(cond.status, "False");
   assert.equal(cond.reason, "FlannelIsUp");
   assert.equal(cond.message, "Flannel is running on this node");

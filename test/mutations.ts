@@ -191,6 +191,21 @@ export const mutations: readonly Mutation[] = [
     replace: 'backendPublicIP: p + "public_ip",',
     tests: ["subnet/kube/annotations_test.ts"],
   },
+  {
+    behaviour: "the kube manager holds the lease until aborted",
+    file: "subnet/kube/manager.ts",
+    find: "    if (signal?.aborted) return;\n    await new Promise<void>(",
+    replace: "    return;\n    await new Promise<void>(",
+    tests: ["test/kube_test.ts"],
+  },
+  // agent.ts
+  {
+    behaviour: "the agent awaits every loop it started before returning",
+    file: "agent.ts",
+    find: "    await Promise.all(loops);",
+    replace: "",
+    tests: ["test/agent_shutdown_test.ts"],
+  },
   // cli/
   {
     behaviour: "FLANNELD_* variable names",

@@ -292,8 +292,11 @@ Deno.test("bad nodes and bad answers are logged with the node name and skipped",
 
 Deno.test("createKubeSubnetManager() finds the node through the pod and explains failures", async (t) => {
   await using c = await KubeCluster.start();
-  c.api.setPod("kube-flannel", { metadata: { name: "flannel-x" }, spec: { nodeName: "worker-1" } });
-  c.api.setPod("kube-flannel", { metadata: { name: "pending" }, spec: {} });
+  c.api.setPod("kube-flannel", {
+    metadata: { name: "flannel-x" },
+    spec: { nodeName: "worker-1", containers: [] },
+  });
+  c.api.setPod("kube-flannel", { metadata: { name: "pending" }, spec: { containers: [] } });
   const make = (env: Record<string, string>, netConfigPath = c.netConfigPath) =>
     createKubeSubnetManager({ apiUrl: c.api.url, netConfigPath, env, log: captureLog() });
   await t.step("POD_NAME/POD_NAMESPACE", async () => {

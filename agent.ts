@@ -156,66 +156,83 @@ export async function runAgent(deps: AgentDeps, opts: AgentOptions): Promise<voi
     }, backend ${config.backendType}, MTU ${network.mtu}`,
   );
 
-  await installTrafficRules(deps, opts, config, lease, traffic, await cleanup);
-
-  if (opts.blackholeRoute) {
-    const subnets = [formatIP4Net(lease.subnet)];
-    if (lease.ipv6Subnet) subnets.push(formatIP6Net(lease.ipv6Subnet));
-    void runBlackholeRoutes({
-      netlink: deps.netlink,
-      subnets,
-      periodSeconds: opts.resyncSeconds ?? 5,
-      log,
-      signal,
-      onRestored: () => metrics.kernelObjectsRestored.inc({ kind: "blackhole" }),
-    });
-  }
-
-  try {
-    await deps.writeSubnetFile(formatSubnetEnv(config, lease, network.mtu, opts.ipMasq));
-    deps.health.setReady("subnet-file", true);
-    log.info(`Wrote subnet file to ${opts.subnetFile}`);
-    log.info("flannel is ready");
-  } catch (err) {
-    log.warn(`Failed to write subnet file: ${describeError(err)}`);
-  }
-
-  // The backend stops when we are asked to, or when the own lease is revoked.
+  // Every loop started from here on (rule resync, blackhole routes, backend, heartbeat,
+  // watchdog) runs until `stop` aborts, on shutdown or revocation, and is awaited before we
+  // return: main.ts then closes netlink and the health server under none of them.
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   signal.addEventListener("abort", onAbort, { once: true });
-  log.info("Running backend.");
-  const running = network.run({ signal: stop.signal }).catch((err) => {
-    if (!stop.signal.aborted) log.error(`Backend stopped: ${describeError(err)}`);
-  }).finally(() => deps.health.setReady("backend", false));
-  deps.health.setReady("backend", true);
-  // Proves the event loop is not blocked (a stuck synchronous call would stop it).
-  void beat(deps.health, "event-loop", 5_000, stop.signal);
-
+  const loops: Promise<void>[] = [];
+  const track = (name: string, loop: Promise<unknown>) =>
+    loops.push(loop.then(() => {}, (err) => {
+      if (!stop.signal.aborted) log.error(`${name} stopped: ${describeError(err)}`);
+    }));
   try {
-    await deps.notify("READY=1");
-  } catch (err) {
-    log.error(`Failed to notify systemd the message READY=1: ${describeError(err)}`);
-  }
-  void deps.runWatchdog({ signal: stop.signal, isHealthy: () => deps.health.stale().length === 0 });
+    await installTrafficRules(deps, opts, config, lease, traffic, await cleanup, {
+      signal: stop.signal,
+      track,
+    });
 
-  try {
-    await deps.manager.completeLease(lease, { signal });
-    // A manager without renewal (Kubernetes) returns at once; keep serving until asked to stop.
-    while (!signal.aborted) await sleep(86_400_000, signal);
-  } catch (err) {
-    if (err instanceof LeaseRevokedError) {
-      log.info("Lease has been revoked. Shutting down daemon.");
-    } else if (!signal.aborted) {
-      // flannel keeps serving the data path (without renewals) until asked to stop.
-      log.error(`Stopped monitoring lease: ${describeError(err)}`);
-      while (!signal.aborted) await sleep(86_400_000, signal);
+    if (opts.blackholeRoute) {
+      const subnets = [formatIP4Net(lease.subnet)];
+      if (lease.ipv6Subnet) subnets.push(formatIP6Net(lease.ipv6Subnet));
+      track(
+        "Blackhole route check",
+        runBlackholeRoutes({
+          netlink: deps.netlink,
+          subnets,
+          periodSeconds: opts.resyncSeconds ?? 5,
+          log,
+          signal: stop.signal,
+          onRestored: () => metrics.kernelObjectsRestored.inc({ kind: "blackhole" }),
+        }),
+      );
+    }
+
+    try {
+      await deps.writeSubnetFile(formatSubnetEnv(config, lease, network.mtu, opts.ipMasq));
+      deps.health.setReady("subnet-file", true);
+      log.info(`Wrote subnet file to ${opts.subnetFile}`);
+      log.info("flannel is ready");
+    } catch (err) {
+      log.warn(`Failed to write subnet file: ${describeError(err)}`);
+    }
+
+    log.info("Running backend.");
+    track(
+      "Backend",
+      network.run({ signal: stop.signal }).finally(() => deps.health.setReady("backend", false)),
+    );
+    deps.health.setReady("backend", true);
+    // Proves the event loop is not blocked (a stuck synchronous call would stop it).
+    track("Event-loop heartbeat", beat(deps.health, "event-loop", 5_000, stop.signal));
+
+    try {
+      await deps.notify("READY=1");
+    } catch (err) {
+      log.error(`Failed to notify systemd the message READY=1: ${describeError(err)}`);
+    }
+    track(
+      "Watchdog",
+      deps.runWatchdog({ signal: stop.signal, isHealthy: () => deps.health.stale().length === 0 }),
+    );
+
+    try {
+      await deps.manager.completeLease(lease, { signal });
+    } catch (err) {
+      if (err instanceof LeaseRevokedError) {
+        log.info("Lease has been revoked. Shutting down daemon.");
+      } else if (!signal.aborted) {
+        // flannel keeps serving the data path (without renewals) until asked to stop.
+        log.error(`Stopped monitoring lease: ${describeError(err)}`);
+        while (!signal.aborted) await sleep(86_400_000, signal);
+      }
     }
   } finally {
     signal.removeEventListener("abort", onAbort);
     stop.abort();
+    await Promise.all(loops);
   }
-  await running;
 }
 
 /** §0 steps 15-17: the other mode's leftovers gone, masquerade and forward rules, resync loop. */
@@ -226,8 +243,9 @@ async function installTrafficRules(
   lease: Lease,
   traffic: TrafficManager,
   cleanupError: unknown,
+  loops: { signal: AbortSignal; track(name: string, loop: Promise<unknown>): void },
 ): Promise<void> {
-  const log = deps.log, signal = opts.signal;
+  const log = deps.log, signal = loops.signal;
   if (cleanupError) {
     throw new AgentError(
       `Failed to clean up ${
@@ -268,7 +286,10 @@ async function installTrafficRules(
   if (opts.ipMasq || (opts.forwardRules ?? true)) {
     const resyncSeconds = opts.resyncSeconds ?? 5;
     const hb = deps.health.heartbeat("traffic-rules", (3 * resyncSeconds + 10) * 1000);
-    void traffic.run({ signal, resyncSeconds, onTick: () => hb.beat() }).finally(() => hb.stop());
+    loops.track(
+      "Traffic rule resync",
+      traffic.run({ signal, resyncSeconds, onTick: () => hb.beat() }).finally(() => hb.stop()),
+    );
   }
 }
 

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import createHostGwBackend from "./host_gw.ts";
 import type { ExternalInterface } from "./mod.ts";
-import type { RouteNetwork } from "./route_network.ts";
+import { ROUTE_PROTOCOL, type RouteNetwork } from "./route_network.ts";
+import { eventually } from "../test/eventually.ts";
+import type { Lease } from "../subnet/mod.ts";
 import { FakeNetlink } from "../test/fakes/netlink.ts";
 import { FakeSubnetManager } from "../test/fakes/subnet_manager.ts";
 import { parseNetworkConfig } from "../subnet/config.ts";
@@ -17,10 +19,19 @@ const own = {
   attrs: { publicIP: 0 },
 };
 
-function iface(extAddr: string): ExternalInterface {
+function peer(subnet: string, publicIP: string): Lease {
+  return {
+    enableIPv4: true,
+    enableIPv6: false,
+    subnet: parseIP4Net(subnet),
+    attrs: { publicIP: parseIP4(publicIP), backendType: "host-gw" },
+  };
+}
+
+function iface(extAddr: string, index = 2): ExternalInterface {
   return {
     name: "eth0",
-    index: 2,
+    index,
     mtu: 1450,
     ifaceAddr: parseIP4("192.168.1.10"),
     extAddr: parseIP4(extAddr),
@@ -28,12 +39,14 @@ function iface(extAddr: string): ExternalInterface {
 }
 
 Deno.test("host-gw advertises BackendType host-gw and routes via the peer's public IP", async () => {
+  const netlink = new FakeNetlink();
+  const eth0 = netlink.seedLink("eth0", { mtu: 1450, addresses: ["192.168.1.10/24"] });
   const manager = new FakeSubnetManager(config, own);
   const backend = await createHostGwBackend({
     subnetManager: manager,
-    extIface: iface("192.168.1.10"),
+    extIface: iface("192.168.1.10", eth0.index),
     log: silentLogger,
-    netlink: new FakeNetlink(),
+    netlink,
   });
   const network = await backend.registerNetwork(config) as RouteNetwork;
   assert.equal(
@@ -41,6 +54,26 @@ Deno.test("host-gw advertises BackendType host-gw and routes via the peer's publ
     '{"PublicIP":"192.168.1.10","PublicIPv6":null,"BackendType":"host-gw"}',
   );
   assert.equal(network.mtu, 1450, "MTU is the interface MTU");
+
+  const abort = new AbortController();
+  const running = network.run({ signal: abort.signal });
+  try {
+    manager.push({
+      snapshot: [peer("10.100.2.0/24", "192.168.1.12"), peer("10.100.3.0/24", "192.168.1.13")],
+    });
+    const routes = async () =>
+      (await netlink.routes({ protocol: ROUTE_PROTOCOL })).map((r) =>
+        `${r.dst} via ${r.gateway} dev ${r.index}`
+      ).sort();
+    await eventually(async () => (await routes()).length === 2, 2000, "two peer routes");
+    assert.deepEqual(await routes(), [
+      `10.100.2.0/24 via 192.168.1.12 dev ${eth0.index}`,
+      `10.100.3.0/24 via 192.168.1.13 dev ${eth0.index}`,
+    ]);
+  } finally {
+    abort.abort();
+    await running;
+  }
 });
 
 Deno.test("host-gw refuses a public IP that differs from the interface IP (NAT)", () => {

@@ -5,8 +5,9 @@ import { FakeSubnetManager } from "../test/fakes/subnet_manager.ts";
 import { formatIP4, formatIP4Net, parseIP4, parseIP4Net } from "../subnet/ip.ts";
 import type { Lease } from "../subnet/mod.ts";
 import { parseNetworkConfig } from "../subnet/config.ts";
-import type { Logger } from "../util/log.ts";
 import { hostileLeases } from "../test/hostile_leases.ts";
+import { recordingLogger } from "../test/recording_logger.ts";
+import { eventually } from "../test/eventually.ts";
 
 const config = parseNetworkConfig('{"Network":"10.100.0.0/16","Backend":{"Type":"host-gw"}}');
 
@@ -16,18 +17,6 @@ function lease(subnet: string, publicIP: string, backendType = "host-gw"): Lease
     enableIPv6: false,
     subnet: parseIP4Net(subnet),
     attrs: { publicIP: parseIP4(publicIP), backendType },
-  };
-}
-
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    level: 2,
-    info: (m) => lines.push(`I ${m}`),
-    warn: (m) => lines.push(`W ${m}`),
-    error: (m) => lines.push(`E ${m}`),
-    v: (_l, m) => lines.push(`V ${m}`),
   };
 }
 
@@ -57,13 +46,14 @@ function setup(reconcileIntervalMs = 60_000, eventQueueLimit?: number) {
   const abort = new AbortController();
   const running = network.run({ signal: abort.signal });
   /** Waits until at least `n` more reconcile passes have run. */
-  const passesAfter = async (n: number) => {
+  const passesAfter = (n: number) => {
     const target = passes + n;
-    const end = Date.now() + 3000;
-    while (passes < target) {
-      if (Date.now() > end) throw new Error(`no reconcile pass (${passes}/${target})`);
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    return eventually(
+      () => passes >= target,
+      3000,
+      () => `reconcile passes (${passes}/${target})`,
+      2,
+    );
   };
   const routes = async () =>
     (await netlink.routes({ family: 4, protocol: ROUTE_PROTOCOL }))

@@ -8,12 +8,13 @@ import assert from "node:assert/strict";
 import { parseOptions } from "../cli/options.ts";
 import { parseVxlanConfig } from "../backends/vxlan/config.ts";
 import { parseNetworkConfig } from "../subnet/config.ts";
-import { parseYamlDocuments, type Yaml } from "../subnet/kube/_yaml.ts";
 import {
   diffFields,
   type FieldDifference,
   type FieldValue,
   manifestFields,
+  parseYamlDocuments,
+  type Yaml,
 } from "../test/manifest_fields.ts";
 
 const read = (path: string) => Deno.readTextFileSync(new URL(path, import.meta.url));

@@ -3,11 +3,11 @@
  * flags, env and net-conf.json), against the test fake Kubernetes API server holding nodes with
  * podCIDRs and the agent pods; and the table of what the agents did to their nodes.
  */
+import { parseYamlDocuments, type Yaml } from "../test/manifest_fields.ts";
 import type { FakeApiServer } from "../test/fake_apiserver.ts";
 import { bareNode } from "../test/kube_harness.ts";
 import { AgentProcess } from "../test/agent_process.ts";
 import { eventually, type Host, type TestBed } from "../test/testbed.ts";
-import { parseYamlDocuments, type Yaml } from "../subnet/kube/_yaml.ts";
 import { type DemoBackend, table } from "./_demo_view.ts";
 
 const PREFIX = "flannel.alpha.coreos.com/";
@@ -49,7 +49,10 @@ export async function startKubeAgents(
   for (const [i, h] of bed.hosts.entries()) {
     const pod = `kube-flannel-ds-${h.name}`;
     api.setNode(bareNode(h.name, `10.244.${i + 1}.0/24`));
-    api.setPod("kube-flannel", { metadata: { name: pod }, spec: { nodeName: h.name } });
+    api.setPod("kube-flannel", {
+      metadata: { name: pod },
+      spec: { nodeName: h.name, containers: [] },
+    });
     h.agent = new AgentProcess([
       ...m.args,
       `--kube-api-url=${api.url}`,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { Logger } from "../util/log.ts";
+import { recordingLogger } from "../test/recording_logger.ts";
 import { formatIP4Net, formatIP6Net, parseIP4Net, parseIP6Net } from "./ip.ts";
 import type { Lease, NetworkConfig } from "./mod.ts";
 import {
@@ -137,18 +137,6 @@ Deno.test("parseDotenv() tolerates what godotenv tolerates", async (t) => {
   }
 });
 
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    level: 0,
-    info: (m) => lines.push(`I ${m}`),
-    warn: (m) => lines.push(`W ${m}`),
-    error: (m) => lines.push(`E ${m}`),
-    v: () => {},
-  };
-}
-
 async function withSubnetFile<T>(
   contents: string | undefined,
   fn: (path: string) => Promise<T>,
@@ -179,7 +167,7 @@ Deno.test("readPreviousSubnets() reads back what formatSubnetEnv() wrote, masked
     1450,
     true,
   );
-  const log = recordingLogger();
+  const log = recordingLogger(0);
   const got = await withSubnetFile(text, (p) => readPreviousSubnets(p, log));
   assert.deepEqual(show(got), {
     subnet: "10.42.7.0/24",
@@ -192,7 +180,7 @@ Deno.test("readPreviousSubnets() reads back what formatSubnetEnv() wrote, masked
 
 Deno.test("readPreviousSubnets() follows flannel's main_test.go cases", async (t) => {
   await t.step("several valid IPv4 entries among an invalid one → none", async () => {
-    const log = recordingLogger();
+    const log = recordingLogger(0);
     const [got, path] = await withSubnetFile(
       "FLANNEL_SUBNET=10.244.1.0/24,not-a-cidr,10.244.2.0/24\n",
       async (p) => [await readPreviousSubnets(p, log), p] as const,
@@ -205,7 +193,7 @@ Deno.test("readPreviousSubnets() follows flannel's main_test.go cases", async (t
     ]);
   });
   await t.step("several valid IPv6 entries among an invalid one → none", async () => {
-    const log = recordingLogger();
+    const log = recordingLogger(0);
     const got = await withSubnetFile(
       "FLANNEL_IPV6_SUBNET=fd00::/64,not-a-cidr,fd01::/64\n",
       (p) => readPreviousSubnets(p, log),
@@ -225,7 +213,7 @@ Deno.test("readPreviousSubnets() follows flannel's main_test.go cases", async (t
     );
   });
   await t.step("only an invalid IPv4 entry → none, with a warning", async () => {
-    const log = recordingLogger();
+    const log = recordingLogger(0);
     const got = await withSubnetFile(
       "FLANNEL_SUBNET=not-a-cidr\n",
       (p) => readPreviousSubnets(p, log),
@@ -238,7 +226,7 @@ Deno.test("readPreviousSubnets() follows flannel's main_test.go cases", async (t
     );
   });
   await t.step("only an invalid IPv6 entry → none", async () => {
-    const log = recordingLogger();
+    const log = recordingLogger(0);
     const got = await withSubnetFile(
       "FLANNEL_IPV6_SUBNET=not-a-cidr\n",
       (p) => readPreviousSubnets(p, log),
@@ -249,7 +237,7 @@ Deno.test("readPreviousSubnets() follows flannel's main_test.go cases", async (t
     );
   });
   await t.step("one valid entry among invalid ones → used, masked", async () => {
-    const log = recordingLogger();
+    const log = recordingLogger(0);
     const got = await withSubnetFile(
       "FLANNEL_SUBNET=bogus,10.244.1.7/24,fd00::/64\nFLANNEL_IPV6_SUBNET='fd00::1/64'\n",
       (p) => readPreviousSubnets(p, log),
@@ -266,12 +254,12 @@ Deno.test("readPreviousSubnets() follows flannel's main_test.go cases", async (t
 Deno.test("readPreviousSubnets() reads a hand-edited dotenv file", async () => {
   const text = '# written by hand\r\nexport FLANNEL_SUBNET="10.5.72.1/24"\r\n' +
     "FLANNEL_NETWORK='10.5.0.0/16' # pod network\r\n\r\nFLANNEL_MTU=1450\r\n";
-  const got = await withSubnetFile(text, (p) => readPreviousSubnets(p, recordingLogger()));
+  const got = await withSubnetFile(text, (p) => readPreviousSubnets(p, recordingLogger(0)));
   assert.deepEqual(show(got), { subnet: "10.5.72.0/24", network: "10.5.0.0/16" });
 });
 
 Deno.test("readPreviousSubnets() returns nothing for a missing file", async () => {
-  const log = recordingLogger();
+  const log = recordingLogger(0);
   const got = await withSubnetFile(undefined, (p) => readPreviousSubnets(p, log));
   assert.deepEqual(show(got), {});
   assert.equal(log.lines.length, 4);
@@ -279,7 +267,7 @@ Deno.test("readPreviousSubnets() returns nothing for a missing file", async () =
 });
 
 Deno.test("readPreviousSubnets() logs and returns nothing when the file is unreadable", async () => {
-  const log = recordingLogger();
+  const log = recordingLogger(0);
   // A directory where the file should be: reading fails with something other than NotFound.
   const got = await withSubnetFile(undefined, async (p) => {
     await Deno.mkdir(p);

@@ -8,6 +8,7 @@ import { AgentProcess } from "./agent_process.ts";
 import { startEtcd } from "./etcd_server.ts";
 import { makeTlsFiles } from "./tls.ts";
 import { listenUnixgram } from "./unixgram.ts";
+import { eventually } from "./eventually.ts";
 
 const PREFIX = "/docker-subnet/network";
 const CONFIG = '{"Network":"10.5.0.0/16","Backend":{"Type":"alloc"}}';
@@ -216,15 +217,20 @@ Deno.test("flanneld sends READY=1 to systemd only after subnet.env exists", asyn
     });
     let message: string | undefined;
     let fileThen = false;
-    const end = Date.now() + 15_000;
-    while (message === undefined && Date.now() < end) {
-      try {
-        message = rx.take();
+    await eventually(
+      async () => {
+        try {
+          message = rx.take();
+        } catch {
+          return false;
+        }
         fileThen = await Deno.stat(file).then(() => true, () => false);
-      } catch {
-        await new Promise((r) => setTimeout(r, 2));
-      }
-    }
+        return true;
+      },
+      15_000,
+      "a message on NOTIFY_SOCKET",
+      2,
+    );
     assert.equal(message, "READY=1");
     assert.ok(fileThen, "subnet.env existed when READY=1 arrived");
     await agent.stop();

@@ -1,7 +1,8 @@
 /**
  * The etcd subnet manager against a real etcd (Debian's etcd-server, started on a free loopback
  * port with a temporary data dir): acquisition, reuse, races, byte-exact values, watches across
- * etcd restarts and compaction, renewal.
+ * etcd restarts and compaction, renewal. The fast unit tests of the same manager, against an
+ * in-memory etcd: `subnet/etcd/manager_test.ts`.
  */
 import assert from "node:assert/strict";
 import { EtcdClient } from "../subnet/etcd/client.ts";
@@ -10,6 +11,7 @@ import { formatIP4Net, parseIP4, parseIP4Net } from "../subnet/ip.ts";
 import { LeaseWatcher } from "../subnet/lease_watcher.ts";
 import { type LeaseEvent, LeaseRevokedError, type LeaseWatchResult } from "../subnet/mod.ts";
 import { silentLogger } from "../util/log.ts";
+import { recordingLogger } from "./recording_logger.ts";
 import { startEtcd } from "./etcd_server.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
 import { eventually } from "./eventually.ts";
@@ -108,14 +110,31 @@ Deno.test("EtcdSubnetManager against a real etcd", async (t) => {
       );
     });
 
-    await t.step("bad keys and values written by other tools are skipped", async () => {
-      await client.put(`${PREFIX}/subnets/garbage`, "x");
-      await client.put(`${PREFIX}/subnets/10.3.21.0-24`, "{not json");
-      const l = await manager(client).acquireLease(attrs("192.168.3.99"));
-      assert.ok(l.subnet.prefix === 24);
-      await client.delete(`${PREFIX}/subnets/garbage`);
-      await client.delete(`${PREFIX}/subnets/10.3.21.0-24`);
-    });
+    await t.step(
+      "bad keys and values written by other tools are skipped, with a warning",
+      async () => {
+        await client.put(`${PREFIX}/subnets/garbage`, "x");
+        await client.put(`${PREFIX}/subnets/10.3.21.0-24`, "{not json");
+        const log = recordingLogger();
+        const l = await manager(client, { log }).acquireLease(attrs("192.168.3.99"));
+        assert.notEqual(formatIP4Net(l.subnet), "10.3.21.0/24");
+        const warned = log.lines.filter((line) => line.startsWith("W "));
+        assert.ok(
+          warned.some((w) =>
+            w.startsWith(`W Ignoring bad subnet node "${PREFIX}/subnets/garbage": `)
+          ),
+          warned.join("\n"),
+        );
+        assert.ok(
+          warned.some((w) =>
+            w.startsWith(`W Ignoring lease "${PREFIX}/subnets/10.3.21.0-24" with a bad value: `)
+          ),
+          warned.join("\n"),
+        );
+        await client.delete(`${PREFIX}/subnets/garbage`);
+        await client.delete(`${PREFIX}/subnets/10.3.21.0-24`);
+      },
+    );
   } finally {
     client.close();
   }
@@ -220,11 +239,14 @@ Deno.test("EtcdSubnetManager.completeLease() renews on time and reports revocati
       (e) => e,
     );
     let after = before;
-    for (let i = 0; i < 200 && after.lease === before.lease; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      after = (await client.get(key)).kv!;
-    }
-    assert.notEqual(after.lease, before.lease, "the key moved to a fresh etcd lease");
+    await eventually(
+      async () => {
+        after = (await client.get(key)).kv!;
+        return after.lease !== before.lease;
+      },
+      10_000,
+      "the key moved to a fresh etcd lease",
+    );
     assert.equal(after.value, before.value);
     assert.equal(await client.leaseTimeToLive(before.lease), -1, "the old etcd lease is revoked");
 

@@ -10,19 +10,15 @@ import type { Lease } from "../subnet/mod.ts";
 import { createKubeSubnetManager } from "../subnet/kube/mod.ts";
 import type { KubeSubnetManager } from "../subnet/kube/manager.ts";
 import type { Node } from "../subnet/kube/types.ts";
-import { createLogger, type Logger } from "../util/log.ts";
+import { type RecordingLogger, recordingLogger } from "./recording_logger.ts";
+import type { Logger } from "../util/log.ts";
 import { FakeApiServer, type FakeApiServerOptions } from "./fake_apiserver.ts";
 
 export const PREFIX = "flannel.alpha.coreos.com/";
 
-export interface CapturedLog extends Logger {
-  lines: string[];
-}
-
-export function captureLog(): CapturedLog {
-  const lines: string[] = [];
-  const log = createLogger({ level: 1, write: (l) => lines.push(l.trimEnd()) });
-  return Object.assign(log, { lines });
+/** The tests' recording logger at `-v=1`. */
+export function captureLog(): RecordingLogger {
+  return recordingLogger(1);
 }
 
 /** A cluster node as kubeadm creates it: podCIDR assigned, no flannel annotations yet. */

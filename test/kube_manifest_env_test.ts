@@ -12,7 +12,7 @@ Deno.test("createKubeSubnetManager() runs with flannel's DaemonSet env and names
   cluster.api.setNode(bareNode("node-a", "10.244.3.0/24"));
   cluster.api.setPod("kube-flannel", {
     metadata: { name: "kube-flannel-ds-x7k2p", namespace: "kube-flannel" },
-    spec: { nodeName: "node-a" },
+    spec: { nodeName: "node-a", containers: [] },
   });
   const log = captureLog();
   const manager = await createKubeSubnetManager({

@@ -94,10 +94,17 @@ Deno.test("acquireLease() honours public-ip-overwrite and completeLease() sets N
   assert.deepEqual(await m.storedPublicIPs(), { ipv4: "192.168.1.5" });
   const lease = await m.acquireLease(HOSTGW("192.168.1.5"));
   assert.equal(c.api.getNode("n1")!.metadata!.annotations![`${PREFIX}public-ip`], "203.0.113.9");
-  await m.completeLease(lease);
-  const cond = c.api.getNode("n1")!.status!.conditions!.find((x) =>
-    x.type === "NetworkUnavailable"
-  )!;
+  const ac = new AbortController();
+  let held = true;
+  const holding = m.completeLease(lease, { signal: ac.signal }).finally(() => (held = false));
+  const networkUnavailable = () =>
+    c.api.getNode("n1")!.status!.conditions!.find((x) => x.type === "NetworkUnavailable");
+  await eventually(() => networkUnavailable() !== undefined, () => "NetworkUnavailable patched");
+  await new Promise((r) => setTimeout(r, 0));
+  assert.ok(held, "completeLease() holds the lease until aborted");
+  ac.abort();
+  await holding;
+  const cond = networkUnavailable()!;
   assert.equal(cond.status, "False");
   assert.equal(cond.reason, "FlannelIsUp");
   assert.equal(cond.message, "Flannel is running on this node");
@@ -161,8 +168,7 @@ Deno.test("watchLeases() survives silent streams, drops, 410 and API server rest
 
   await t.step("a silent stream is re-opened from the last resourceVersion", async () => {
     const before = watches();
-    await new Promise((r) => setTimeout(r, 1000));
-    assert.ok(watches() >= before + 2, `watches ${before} → ${watches()}`);
+    await eventually(() => watches() >= before + 2, () => `watches ${before} → ${watches()}`, 3000);
     c.api.setNode(flannelNode("n3", "10.244.3.0/24", "192.168.0.3"));
     await eventually(() => view.peers.length === 3, () => view.peers.join());
   });
@@ -286,8 +292,11 @@ Deno.test("bad nodes and bad answers are logged with the node name and skipped",
 
 Deno.test("createKubeSubnetManager() finds the node through the pod and explains failures", async (t) => {
   await using c = await KubeCluster.start();
-  c.api.setPod("kube-flannel", { metadata: { name: "flannel-x" }, spec: { nodeName: "worker-1" } });
-  c.api.setPod("kube-flannel", { metadata: { name: "pending" }, spec: {} });
+  c.api.setPod("kube-flannel", {
+    metadata: { name: "flannel-x" },
+    spec: { nodeName: "worker-1", containers: [] },
+  });
+  c.api.setPod("kube-flannel", { metadata: { name: "pending" }, spec: { containers: [] } });
   const make = (env: Record<string, string>, netConfigPath = c.netConfigPath) =>
     createKubeSubnetManager({ apiUrl: c.api.url, netConfigPath, env, log: captureLog() });
   await t.step("POD_NAME/POD_NAMESPACE", async () => {

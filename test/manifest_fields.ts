@@ -5,7 +5,16 @@
  * objects by position; lists of scalars (command, args, verbs) are one value, order included.
  * ConfigMap values holding JSON (`net-conf.json`) are flattened too, so formatting is ignored.
  */
-import type { Yaml } from "../subnet/kube/_yaml.ts";
+import { loadAll } from "js-yaml";
+
+/** A parsed YAML value (manifests are free-form). */
+// deno-lint-ignore no-explicit-any
+export type Yaml = any;
+
+/** Every document of a multi-document YAML text. */
+export function parseYamlDocuments(text: string): Yaml[] {
+  return loadAll(text) as Yaml[];
+}
 
 /** A scalar, or a list of scalars. */
 // deno-lint-ignore no-explicit-any

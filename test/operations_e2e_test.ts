@@ -152,7 +152,11 @@ Deno.test({
           5000,
           "back to one",
         );
-        assert.ok(((await sample("flanneld_peers_programmed")) ?? -1) >= 1);
+        await eventually(
+          async () => (await sample("flanneld_peers_programmed")) === 1,
+          5000,
+          "one peer programmed",
+        );
       });
 
       await t.step(
@@ -160,8 +164,13 @@ Deno.test({
         async () => {
           await h1.addPod();
           await h2.addPod();
+          const seen = h1.agent!.lines.length;
           await bed.stopEtcd();
-          await new Promise((r) => setTimeout(r, 1500));
+          await eventually(
+            () => h1.agent!.lines.slice(seen).some((l) => /Watch of \S+ interrupted/.test(l)),
+            10_000,
+            "the agent noticing that etcd is gone",
+          );
           assert.equal((await get(`${base}/healthz`)).status, 200);
           assert.equal((await get(`${base}/readyz`)).status, 200);
           assert.ok(await ping(h1.pods[0], h2.pods[0].ip, 2));

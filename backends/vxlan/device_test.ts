@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Link, VxlanLinkSpec } from "../../kernel/netlink/types.ts";
 import { parseIP4, parseIP4Net } from "../../subnet/ip.ts";
 import { type DeviceSpec, incompatibilities, VxlanDevice } from "./device.ts";
-import { world } from "./_test_fixtures.ts";
+import { world } from "../../test/vxlan_fixtures.ts";
 
 const want: VxlanLinkSpec = {
   kind: "vxlan",

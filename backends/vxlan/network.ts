@@ -274,8 +274,8 @@ export class VxlanNetwork implements Network {
     const fdbs = (await nl.fdbs(dev)).filter((f) => f.index === dev);
     const routeByDst = new Map(routes.map((r) => [r.dst, r]));
     const neighByIp = new Map(neighs.map((n) => [n.ip, n]));
-    const fdbsByMac = new Map<string, Fdb[]>();
-    for (const f of fdbs) fdbsByMac.set(f.mac, [...(fdbsByMac.get(f.mac) ?? []), f]);
+    // A unicast MAC (every VtepMAC is one) has a single remote: replace rewrites it in place.
+    const fdbByMac = new Map(fdbs.map((f) => [f.mac, f]));
 
     let written = 0, deleted = 0, failed = 0;
     for (const peer of this.#peers.values()) {
@@ -283,10 +283,8 @@ export class VxlanNetwork implements Network {
       const needRoute = !sameRouteAs(routeByDst.get(peer.dst), route);
       const steps: Array<{ what: string; apply: () => Promise<void>; undo?: () => Promise<void> }> =
         [];
-      const extraRemotes: Fdb[] = [];
       if (peer.directIndex === undefined) {
         const neigh = neighFor(peer, dev), fdb = fdbFor(peer, dev);
-        const remotes = fdbsByMac.get(peer.vtepMac) ?? [];
         if (!sameNeighAs(neighByIp.get(peer.gateway), neigh)) {
           steps.push({
             what: "neighbour",
@@ -294,14 +292,13 @@ export class VxlanNetwork implements Network {
             undo: () => nl.neighDelete(neigh),
           });
         }
-        if (!remotes.some((f) => sameFdbAs(f, fdb))) {
+        if (!sameFdbAs(fdbByMac.get(peer.vtepMac), fdb)) {
           steps.push({
             what: "FDB entry",
             apply: () => nl.fdbReplace(fdb),
             undo: () => nl.fdbDelete(fdb),
           });
         }
-        extraRemotes.push(...remotes.filter((f) => f.dst !== fdb.dst));
       }
       if (needRoute) steps.push({ what: "route", apply: () => nl.routeReplace(route) });
       if (steps.length > 0) {
@@ -332,13 +329,6 @@ export class VxlanNetwork implements Network {
         }
       }
       this.#installed.add(peer.dst);
-      for (const extra of extraRemotes) {
-        if (
-          await this.#delete(() => nl.fdbDelete(extra), `FDB entry ${extra.mac} dst ${extra.dst}`)
-        ) {
-          deleted++;
-        }
-      }
     }
     if (this.#synced) deleted += await this.#sweep(routes, neighs, fdbs);
     return { written, deleted, failed };

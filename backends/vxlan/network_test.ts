@@ -1,11 +1,19 @@
 import assert from "node:assert/strict";
+import { isDeepStrictEqual } from "node:util";
 import { encodeLeaseAttrs } from "../../subnet/lease_attrs.ts";
 import type { Lease } from "../../subnet/mod.ts";
 import { ROUTE_PROTOCOL } from "../route_network.ts";
 import createVxlanBackend, { registerVxlanNetwork } from "./mod.ts";
 import type { VxlanNetwork } from "./network.ts";
-import { data, peerLease, until, vxlanConfig, type World, world } from "./_test_fixtures.ts";
 import { HOSTILE_VXLAN_DATA, hostileLeases } from "../../test/hostile_leases.ts";
+import {
+  data,
+  peerLease,
+  until,
+  vxlanConfig,
+  type World,
+  world,
+} from "../../test/vxlan_fixtures.ts";
 
 const MAC_A = "aa:aa:aa:aa:aa:01";
 const MAC_B = "aa:aa:aa:aa:aa:02";
@@ -59,15 +67,13 @@ async function tunnelState(r: Running, peers: Array<[string, string, string]>) {
   };
 }
 
+/** Waits until the kernel state is `want`; on timeout fails with the difference. */
 async function settle(r: Running, want: unknown, what: string) {
-  await until(async () => {
-    try {
-      assert.deepEqual(await r.state(), want);
-      return true;
-    } catch {
-      return false;
-    }
-  }, what);
+  try {
+    await until(async () => isDeepStrictEqual(await r.state(), want), what);
+  } catch {
+    assert.deepEqual(await r.state(), want, `timed out waiting for ${what}`);
+  }
 }
 
 Deno.test("registerNetwork() advertises flannel's lease bytes and the device MTU", async (t) => {
@@ -276,6 +282,22 @@ Deno.test("VxlanNetwork with DirectRouting routes on-link peers directly", async
   }
 });
 
+Deno.test("VxlanNetwork with DirectRouting never routes directly through its own device", async () => {
+  const r = await running(vxlanConfig({ DirectRouting: true }));
+  try {
+    const dev = await r.dev();
+    // The peer's public IP is "on-link" only through flannel.1: that is the tunnel, not L2.
+    await until(async () => (await r.nl.linkByIndex(dev))?.up === true, "device up");
+    await r.nl.external.routeAdd({ dst: "192.168.5.0/24", index: dev, protocol: 2 });
+    const peer = peerLease("10.244.5.0/24", "192.168.5.12", data(MAC_A));
+    r.manager.push({ snapshot: [peer] });
+    await settle(r, await tunnelState(r, [["10.244.5.0/24", "192.168.5.12", MAC_A]]), "tunnel");
+    assert.ok(!r.log.lines.some((l) => l.includes("Adding direct route")));
+  } finally {
+    await r.stop();
+  }
+});
+
 Deno.test("VxlanNetwork rolls a peer back when a later step fails, then retries", async (t) => {
   for (const method of ["fdbReplace", "routeReplace"] as const) {
     await t.step(method, async () => {
@@ -342,6 +364,21 @@ Deno.test("VxlanNetwork heals entries deleted behind its back", async (t) => {
     await t.step("FDB entry", async () => {
       await ext.fdbDelete({ index: dev, mac: MAC_A });
       await settle(r, want, "FDB back");
+    });
+    await t.step("FDB entry pointed at another host", async () => {
+      await ext.fdbReplace({ index: dev, mac: MAC_B, dst: "192.168.1.99" });
+      await settle(r, want, "FDB corrected");
+    });
+    await t.step("someone else's flood list (all-zero MAC) is left alone", async () => {
+      r.nl.appendFdb({ index: dev, mac: "00:00:00:00:00:00", dst: "192.168.1.50" });
+      r.nl.appendFdb({ index: dev, mac: "00:00:00:00:00:00", dst: "192.168.1.51" });
+      await r.network.reconcile();
+      const flood = {
+        fdb: [...want.fdb, "00:00:00:00:00:00 192.168.1.50", "00:00:00:00:00:00 192.168.1.51"]
+          .sort(),
+      };
+      assert.deepEqual(await r.state(), { ...want, ...flood });
+      await ext.fdbDelete({ index: dev, mac: "00:00:00:00:00:00" });
     });
     await t.step("neighbour changed", async () => {
       await ext.neighReplace({ index: dev, ip: "10.244.3.0", mac: MAC_C });
@@ -418,6 +455,10 @@ Deno.test("VxlanNetwork removes stale entries of a previous run once the leases 
   const ac = new AbortController();
   const done = network.run({ signal: ac.signal });
   try {
+    // A pass before the lease list is known (a kernel event, the device recreated) removes
+    // nothing: every entry might still belong to a peer.
+    await network.reconcile();
+    assert.equal((await ext.neighs(dev)).length, 2, "nothing swept before the first listing");
     const before = w.nl.calls.length;
     w.manager.push({ snapshot: [A()] });
     await until(async () => (await ext.neighs(dev)).length === 1, "stale neighbour gone");

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { silentLogger } from "../../util/log.ts";
-import { FakeXtables } from "./_fake_xtables.ts";
-import { fail, ok, ScriptedRunner } from "./_scripted_runner.ts";
+import { FakeXtables } from "../../test/fakes/xtables.ts";
+import { fail, ok, ScriptedRunner } from "../../test/fakes/scripted_runner.ts";
 import { MissingToolError } from "./command.ts";
 import { createTrafficManager, type TrafficManager } from "./mod.ts";
 

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { Buffer, NLM_F_DUMP_INTR, NLM_F_MULTI, RTM_GETROUTE, RTM_NEWROUTE } from "./_codec.ts";
 import { Connection, DUMP_ATTEMPTS } from "./_conn.ts";
-import { doneMessage, errorMessage, kernelMessage, ScriptedSocket } from "./_scripted_socket.ts";
+import {
+  doneMessage,
+  errorMessage,
+  kernelMessage,
+  ScriptedSocket,
+} from "../../test/fakes/scripted_socket.ts";
 import { ExistsError, NetlinkError, NotFoundError, PermissionDeniedError } from "./errors.ts";
 
 const body: [Uint8Array, Uint8Array[]] = [Buffer.alloc(12), []];

@@ -3,7 +3,7 @@ import { Buffer, RTM_DELROUTE, RTM_NEWNEIGH, RTM_NEWROUTE, streamBytes } from ".
 import { groupMask, subscribeEvents } from "./_events.ts";
 import { encodeFdb } from "./_neigh.ts";
 import { encodeRoute } from "./_route.ts";
-import { kernelMessage, ScriptedSocket } from "./_scripted_socket.ts";
+import { kernelMessage, ScriptedSocket } from "../../test/fakes/scripted_socket.ts";
 import type { OpenSocketOptions } from "./_socket.ts";
 import { errnoError } from "./errors.ts";
 import type { KernelEvent } from "./types.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer, decodeMessages, parseRtmsg, rt, RTM_NEWROUTE, streamBytes } from "./_codec.ts";
 import { decodeRoute, encodeRoute, encodeRouteDump, routeMatches } from "./_route.ts";
-import { kernelMessage } from "./_scripted_socket.ts";
+import { kernelMessage } from "../../test/fakes/scripted_socket.ts";
 import type { Route } from "./types.ts";
 
 function roundTrip(r: Route): Route {

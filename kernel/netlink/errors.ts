@@ -22,6 +22,7 @@ const errnoNames: Record<number, [string, string]> = {
   95: ["EOPNOTSUPP", "Operation not supported"],
   97: ["EAFNOSUPPORT", "Address family not supported by protocol"],
   99: ["EADDRNOTAVAIL", "Cannot assign requested address"],
+  100: ["ENETDOWN", "Network is down"],
   101: ["ENETUNREACH", "Network is unreachable"],
   105: ["ENOBUFS", "No buffer space available"],
   113: ["EHOSTUNREACH", "No route to host"],

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { eventually } from "../../test/eventually.ts";
 import { startEtcd } from "../../test/etcd_server.ts";
 import { makeTlsFiles } from "../../test/tls.ts";
-import { createLogger, type Logger } from "../../util/log.ts";
+import { recordingLogger } from "../../test/recording_logger.ts";
 import { decodeText, encodeText, prefixRangeEnd } from "./_codec.ts";
 import { LineSplitter } from "./_ndjson.ts";
 import { parseWatchMessage } from "./_wire.ts";
@@ -17,12 +17,6 @@ import {
   EtcdUnavailableError,
   type WatchResponse,
 } from "./client.ts";
-
-/** A logger that keeps its lines, at full verbosity. */
-function memoryLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return Object.assign(createLogger({ level: 10, write: (l) => lines.push(l) }), { lines });
-}
 
 /** A loopback URL nothing listens on. */
 function deadEndpoint(): string {
@@ -206,7 +200,7 @@ Deno.test("new EtcdClient() names the flag and value of a bad setting", async (t
     });
   }
   await t.step("CA alone is ignored with flannel's warning", () => {
-    const log = memoryLogger();
+    const log = recordingLogger();
     new EtcdClient({ endpoints: ["http://127.0.0.1:2379"], caFile: "/nonexistent/ca.pem", log })
       .close();
     assert.match(log.lines.join(""), /no certificate provided: connecting to etcd with http/);
@@ -326,7 +320,7 @@ Deno.test("EtcdClient against a real etcd", async (t) => {
 
     await t.step("failover skips a dead endpoint and sticks to the live one", async () => {
       const dead = deadEndpoint();
-      const log = memoryLogger();
+      const log = recordingLogger();
       const c = new EtcdClient({ endpoints: [dead, etcd.endpoint], log });
       await c.put("/t/failover", "1");
       assert.equal(c.endpoint, etcd.endpoint);
@@ -402,7 +396,7 @@ Deno.test("EtcdClient over TLS with a client certificate", async (t) => {
     );
     caOnly.close();
     // And the client ignores a lone CA (flannel's rule), so it cannot connect.
-    const log = memoryLogger();
+    const log = recordingLogger();
     const client = new EtcdClient({
       endpoints: [etcd.endpoint],
       caFile: tls.caFile,
@@ -421,7 +415,7 @@ Deno.test("EtcdClient with etcd auth", async (t) => {
   await t.step(
     "username and password work, and survive a token invalidated by restart",
     async () => {
-      const log = memoryLogger();
+      const log = recordingLogger();
       const client = new EtcdClient({
         endpoints: [etcd.endpoint],
         username: "flannel",

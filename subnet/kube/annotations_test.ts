@@ -37,7 +37,18 @@ Deno.test("annotationsFor() builds every key from the normalised prefix", () => 
   const a = annotationsFor("example.com/x");
   assert.equal(a.backendData, "example.com/x-backend-data");
   assert.equal(a.subnetKubeManaged, "example.com/x-kube-subnet-manager");
-  const d = annotationsFor();
-  assert.equal(d.backendPublicIPOverwrite, "flannel.alpha.coreos.com/public-ip-overwrite");
-  assert.equal(d.nodePublicIPv6, "flannel.alpha.coreos.com/node-public-ipv6");
+  // flannel's annotation names, byte for byte: other nodes' flanneld read them.
+  assert.deepEqual(annotationsFor(), {
+    prefix: "flannel.alpha.coreos.com/",
+    subnetKubeManaged: "flannel.alpha.coreos.com/kube-subnet-manager",
+    backendType: "flannel.alpha.coreos.com/backend-type",
+    backendData: "flannel.alpha.coreos.com/backend-data",
+    backendV6Data: "flannel.alpha.coreos.com/backend-v6-data",
+    backendPublicIP: "flannel.alpha.coreos.com/public-ip",
+    backendPublicIPv6: "flannel.alpha.coreos.com/public-ipv6",
+    backendPublicIPOverwrite: "flannel.alpha.coreos.com/public-ip-overwrite",
+    backendPublicIPv6Overwrite: "flannel.alpha.coreos.com/public-ipv6-overwrite",
+    nodePublicIP: "flannel.alpha.coreos.com/node-public-ip",
+    nodePublicIPv6: "flannel.alpha.coreos.com/node-public-ipv6",
+  });
 });

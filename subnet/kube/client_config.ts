@@ -5,7 +5,11 @@
  * account (`KUBERNETES_SERVICE_HOST`/`_PORT`, token re-read when the kubelet rotates it, CA).
  */
 import { ExecCredentialSource } from "./_exec_credential.ts";
-import { parseYaml, type Yaml } from "./_yaml.ts";
+import { load } from "js-yaml";
+
+/** A parsed kubeconfig node: whatever the YAML holds, checked field by field where read. */
+// deno-lint-ignore no-explicit-any
+type Yaml = any;
 
 /** What authenticates one request. */
 export interface Credentials {
@@ -166,7 +170,7 @@ export function fromKubeconfig(file: string, apiUrl?: string): ClientConfig {
   const text = readText(file, "--kubeconfig-file", "point --kubeconfig-file at a kubeconfig");
   let doc: Yaml;
   try {
-    doc = parseYaml(text);
+    doc = load(text);
   } catch (err) {
     throw new Error(`Cannot parse --kubeconfig-file "${file}"`, { cause: err });
   }

@@ -162,11 +162,19 @@ export class KubeSubnetManager implements SubnetManager {
 
   /**
    * Patches `NetworkUnavailable=False` (REFERENCE §4.6) when `--set-node-network-unavailable`,
-   * retrying a few times, then returns: Kubernetes leases need no renewal.
+   * retrying a few times, then holds the lease until `signal` aborts, as the `SubnetManager`
+   * contract says: Kubernetes leases need no renewal.
    */
   async completeLease(_lease: Lease, options?: SignalOptions): Promise<void> {
-    if (this.#o.setNodeNetworkUnavailable === false) return;
     const signal = options?.signal;
+    if (this.#o.setNodeNetworkUnavailable !== false) await this.#setNetworkAvailable(signal);
+    if (signal?.aborted) return;
+    await new Promise<void>((resolve) =>
+      signal?.addEventListener("abort", () => resolve(), { once: true })
+    );
+  }
+
+  async #setNetworkAvailable(signal?: AbortSignal): Promise<void> {
     for (let attempt = 1; attempt <= 10 && !signal?.aborted; attempt++) {
       const now = rfc3339(this.#now());
       const body = JSON.stringify({

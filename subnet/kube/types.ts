@@ -1,59 +1,36 @@
 /**
- * The few Kubernetes API shapes the subnet manager reads, written by hand: the fields we use of
- * `core/v1` Node and Pod, list and watch envelopes, and `meta/v1` Status. (Importing the types
- * of `npm:@kubernetes/client-node` costs a download and a slow type check of its whole tree for
- * five interfaces; these follow its `V1Node` etc. field for field where they overlap.)
+ * The Kubernetes API shapes the subnet manager reads: the models of `npm:@kubernetes/client-node`
+ * (`V1Node`, `V1NodeList`, `V1Pod`, `V1Status`), as types only, in their JSON form. Nothing of
+ * that package is loaded at run time (the API client is our own, `client.ts`: the package's
+ * watch stalls under Deno); `types_test.ts` checks that the module graph stays free of it.
  */
+import type {
+  V1Node,
+  V1NodeCondition,
+  V1NodeList,
+  V1ObjectMeta,
+  V1Pod,
+  V1Status,
+} from "@kubernetes/client-node";
 
-export interface ObjectMeta {
-  name?: string;
-  namespace?: string;
-  resourceVersion?: string;
-  uid?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-}
+/**
+ * The JSON form of a client-node model, as the API server sends it. The package's own
+ * (de)serialiser converts two things we do not: timestamps, typed `Date`, are RFC 3339 strings
+ * on the wire, and fields named like JavaScript reserved words carry a `_` (`_continue` is
+ * `continue`).
+ */
+export type Wire<T> = T extends Date ? string
+  : T extends readonly (infer U)[] ? Wire<U>[]
+  : T extends object ? { [K in keyof T as K extends `_${infer Name}` ? Name : K]: Wire<T[K]> }
+  : T;
 
-export interface NodeCondition {
-  type: string;
-  status: string;
-  lastHeartbeatTime?: string;
-  lastTransitionTime?: string;
-  reason?: string;
-  message?: string;
-}
-
-export interface Node {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: ObjectMeta;
-  spec?: { podCIDR?: string; podCIDRs?: string[]; unschedulable?: boolean };
-  status?: { conditions?: NodeCondition[]; addresses?: { type: string; address: string }[] };
-}
-
-export interface NodeList {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: { resourceVersion?: string; continue?: string };
-  items: Node[];
-}
-
-export interface Pod {
-  metadata?: ObjectMeta;
-  spec?: { nodeName?: string };
-}
-
+export type ObjectMeta = Wire<V1ObjectMeta>;
+export type NodeCondition = Wire<V1NodeCondition>;
+export type Node = Wire<V1Node>;
+export type NodeList = Wire<V1NodeList>;
+export type Pod = Wire<V1Pod>;
 /** `meta/v1` Status: the body of an API error and the object of a watch `ERROR` event. */
-export interface Status {
-  kind?: "Status";
-  apiVersion?: string;
-  status?: string;
-  message?: string;
-  reason?: string;
-  code?: number;
-  details?: unknown;
-  metadata?: { resourceVersion?: string };
-}
+export type Status = Wire<V1Status>;
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
 

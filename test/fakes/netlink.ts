@@ -1,18 +1,24 @@
 /**
- * An in-memory {@link Netlink} that behaves like the kernel where backends can tell: links with
+ * An in-memory {@link Netlink} that behaves like the kernel where backends can tell; the contract
+ * in `test/netlink_contract.ts` runs against both, so keep them in step there. Links with
  * indexes, routes keyed like the kernel (family + table + dst/prefix + metric) with replace
  * semantics, EEXIST on adding an existing route or address, ENOENT/ESRCH on deleting a missing
  * one, neighbour and FDB tables, and change notifications to subscribers.
  *
  * Kernel habits it copies: a gateway route needs its gateway inside a subnet of the output
- * link's addresses unless `onlink` (EINVAL "Nexthop has invalid gateway"), and a route's link
- * must be up; setting a link down or deleting it flushes its routes, notifying only IPv6 route
- * deletions (IPv4 flushes are silent, so watch link events too). It adds no prefix or local
- * routes for addresses. `routeGet` answers from the main table by longest prefix.
+ * link's addresses unless `onlink` (ENETUNREACH "Nexthop has invalid gateway"), and a route's
+ * link must be up (ENETDOWN); setting a link down or deleting it flushes its routes, notifying
+ * only IPv6 route deletions (IPv4 flushes are silent, so watch link events too). An FDB entry is
+ * a MAC with a list of remotes: a unicast MAC has one (replace rewrites it, append leaves it),
+ * the all-zero and multicast MACs any number (append adds one, replace is EOPNOTSUPP); a delete
+ * with `dst` removes that remote only. A replace that changes nothing notifies nothing. It adds
+ * no prefix or local routes for addresses. `routeGet` answers from the main table by longest
+ * prefix.
  *
  * Test hooks: `seedLink()` for host interfaces, `failNext()` to make calls fail, `external` to
  * change state "behind the agent's back" (notifies, is not recorded, ignores injected failures),
- * `emitResync()`, `eventQueueLimit` to emulate ENOBUFS, and `calls` recording every call.
+ * `appendFdb()` (`bridge fdb append`, also external), `emitResync()`, `eventQueueLimit` to
+ * emulate ENOBUFS, and `calls` recording every call.
  */
 import ipaddr from "ipaddr.js";
 import { errnoError } from "../../kernel/netlink/errors.ts";
@@ -33,7 +39,7 @@ import type {
 } from "../../kernel/netlink/types.ts";
 
 const EPERM = 1, ENOENT = 2, ESRCH = 3, EEXIST = 17, ENODEV = 19, EINVAL = 22;
-const ENETDOWN = 100, ENETUNREACH = 101, EADDRNOTAVAIL = 99;
+const ENETDOWN = 100, ENETUNREACH = 101, EADDRNOTAVAIL = 99, EOPNOTSUPP = 95;
 const IFF_UP = 0x1;
 
 export interface FakeNetlinkOptions {
@@ -156,7 +162,8 @@ export class FakeNetlink implements Netlink {
   #addresses: Address[] = [];
   #routes = new Map<string, Route>();
   #neighs = new Map<string, Neigh>();
-  #fdbs = new Map<string, Fdb>();
+  /** FDB entries by `index|mac`: the remotes in kernel order (`replace` rewrites the first). */
+  #fdbs = new Map<string, Fdb[]>();
   #subs = new Set<Subscriber>();
   #failures = new Map<string, Error[]>();
   #closed = false;
@@ -338,7 +345,7 @@ export class FakeNetlink implements Netlink {
   }
 
   #fdbsOf(index?: number): Fdb[] {
-    return [...this.#fdbs.values()].filter((f) => index === undefined || f.index === index);
+    return [...this.#fdbs.values()].flat().filter((f) => index === undefined || f.index === index);
   }
 
   fdbReplace(fdb: Fdb): Promise<void> {
@@ -457,7 +464,7 @@ export class FakeNetlink implements Netlink {
     if (spec.kind === "vxlan") {
       const dev = spec.dev === undefined ? undefined : this.#link(spec.dev, action);
       const overhead = spec.local?.includes(":") ? 70 : 50;
-      mtu = spec.mtu ?? (dev ? dev.mtu - overhead : 1500 - overhead);
+      mtu = spec.mtu ?? (dev ? dev.mtu - overhead : 1500);
       vxlan = {
         vni: spec.vni,
         ...(spec.local !== undefined ? { local: canonicalIp(spec.local) } : {}),
@@ -489,7 +496,7 @@ export class FakeNetlink implements Netlink {
     this.#flushRoutes(index);
     this.#addresses = this.#addresses.filter((a) => a.index !== index);
     for (const [k, n] of this.#neighs) if (n.index === index) this.#neighs.delete(k);
-    for (const [k, f] of this.#fdbs) if (f.index === index) this.#fdbs.delete(k);
+    for (const [k, [f]] of this.#fdbs) if (f.index === index) this.#fdbs.delete(k);
     this.#links.delete(index);
     this.#emit("link", { kind: "link", op: "del", link });
   }
@@ -569,8 +576,7 @@ export class FakeNetlink implements Netlink {
     );
     if (local) return r.index === undefined ? { ...r, index: local.index } : r;
     if (r.onlink) return r;
-    if (r.index === undefined) throw errnoError(action, ENETUNREACH);
-    throw errnoError(action, EINVAL, { detail: "Nexthop has invalid gateway" });
+    throw errnoError(action, ENETUNREACH, { detail: "Nexthop has invalid gateway" });
   }
 
   #routeSet(input: Route, replace: boolean): void {
@@ -626,24 +632,79 @@ export class FakeNetlink implements Netlink {
   }
 
   #fdbReplace(f: Fdb): void {
-    this.#link(f.index, `Cannot replace FDB entry ${f.mac} dev ${f.index}`);
-    const fdb: Fdb = {
-      index: f.index,
-      mac: canonicalMac(f.mac),
-      ...(f.dst !== undefined ? { dst: canonicalIp(f.dst) } : {}),
-      state: f.state ?? 0x80,
-    };
-    this.#fdbs.set(`${fdb.index}|${fdb.mac}`, fdb);
+    const action = `Cannot replace FDB entry ${f.mac} dev ${f.index}`;
+    this.#link(f.index, action);
+    const fdb = fdbEntry(f);
+    const key = `${fdb.index}|${fdb.mac}`;
+    const remotes = this.#fdbs.get(key);
+    if (!remotes) {
+      this.#fdbs.set(key, [fdb]);
+    } else if (!isUnicastMac(fdb.mac)) {
+      throw errnoError(action, EOPNOTSUPP, { detail: "Cannot replace non-unicast fdb entries" });
+    } else {
+      // A unicast MAC has one remote: replace rewrites it (or only its state, for the same dst).
+      const [old] = remotes;
+      if (old.dst === fdb.dst && old.state === fdb.state) return; // no change, no notification
+      remotes[0] = fdb;
+    }
+    this.#emit("neigh", { kind: "fdb", op: "new", fdb });
+  }
+
+  /**
+   * `bridge fdb append MAC dev IDX dst IP self permanent`, done by someone else (not recorded,
+   * not part of {@link Netlink}). Like the kernel it adds a remote only to an all-zero or
+   * multicast MAC (the flood list); for an existing unicast MAC it silently does nothing.
+   */
+  appendFdb(f: Fdb): void {
+    this.#link(f.index, `Cannot append FDB entry ${f.mac} dev ${f.index}`);
+    const fdb = fdbEntry(f);
+    const key = `${fdb.index}|${fdb.mac}`;
+    const remotes = this.#fdbs.get(key);
+    if (!remotes) {
+      this.#fdbs.set(key, [fdb]);
+    } else if (isUnicastMac(fdb.mac)) {
+      // No second remote; only the state of the one there is updated.
+      if (remotes[0].state === fdb.state) return;
+      remotes[0] = { ...remotes[0], state: fdb.state };
+      this.#emit("neigh", { kind: "fdb", op: "new", fdb: remotes[0] });
+      return;
+    } else if (remotes.some((r) => r.dst === fdb.dst)) {
+      return;
+    } else {
+      remotes.push(fdb);
+    }
     this.#emit("neigh", { kind: "fdb", op: "new", fdb });
   }
 
   #fdbDelete(f: Fdb): void {
     const key = `${f.index}|${canonicalMac(f.mac)}`;
-    const fdb = this.#fdbs.get(key);
-    if (!fdb) throw errnoError(`Cannot delete FDB entry ${f.mac} dev ${f.index}`, ENOENT);
-    // Like the kernel: a `dst` the entry does not have is quietly ignored.
-    if (f.dst !== undefined && fdb.dst !== canonicalIp(f.dst)) return;
-    this.#fdbs.delete(key);
-    this.#emit("neigh", { kind: "fdb", op: "del", fdb });
+    const remotes = this.#fdbs.get(key);
+    if (!remotes) throw errnoError(`Cannot delete FDB entry ${f.mac} dev ${f.index}`, ENOENT);
+    let gone = remotes;
+    if (f.dst !== undefined) {
+      // Like the kernel: only that remote goes, and a `dst` the entry lacks is quietly ignored.
+      const dst = canonicalIp(f.dst);
+      gone = remotes.filter((r) => r.dst === dst);
+      if (gone.length === 0) return;
+    }
+    const kept = remotes.filter((r) => !gone.includes(r));
+    if (kept.length > 0) this.#fdbs.set(key, kept);
+    else this.#fdbs.delete(key);
+    for (const fdb of gone) this.#emit("neigh", { kind: "fdb", op: "del", fdb });
   }
+}
+
+/** An FDB entry as a dump reports it. */
+function fdbEntry(f: Fdb): Fdb {
+  return {
+    index: f.index,
+    mac: canonicalMac(f.mac),
+    ...(f.dst !== undefined ? { dst: canonicalIp(f.dst) } : {}),
+    state: f.state ?? 0x80,
+  };
+}
+
+/** Neither all-zero (the default flood entry) nor multicast: the kernel keeps one remote. */
+function isUnicastMac(mac: string): boolean {
+  return mac !== "00:00:00:00:00:00" && (parseInt(mac.slice(0, 2), 16) & 1) === 0;
 }

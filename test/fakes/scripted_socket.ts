@@ -7,8 +7,8 @@ import {
   NLM_F_MULTI,
   NLMSG_DONE,
   NLMSG_ERROR,
-} from "./_codec.ts";
-import type { PacketSocket } from "./_socket.ts";
+} from "../../kernel/netlink/_codec.ts";
+import type { PacketSocket } from "../../kernel/netlink/_socket.ts";
 
 /** One kernel message: type, flags, seq, payload. */
 export function kernelMessage(type: number, flags: number, seq: number, payload: Uint8Array) {

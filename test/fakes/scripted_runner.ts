@@ -1,5 +1,5 @@
 /** A {@link CommandRunner} for tests: records every call and answers from a handler. */
-import type { CommandResult, CommandRunner, RunOptions } from "./command.ts";
+import type { CommandResult, CommandRunner, RunOptions } from "../../kernel/firewall/command.ts";
 
 export interface Call {
   readonly argv: readonly string[];

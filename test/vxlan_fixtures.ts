@@ -1,12 +1,12 @@
 /** Shared fixtures for the vxlan unit tests: a fake host (eth0 192.168.1.10/24) and leases. */
-import { FakeNetlink } from "../../test/fakes/netlink.ts";
-import { eventually } from "../../test/eventually.ts";
-import { FakeSubnetManager } from "../../test/fakes/subnet_manager.ts";
-import { parseNetworkConfig } from "../../subnet/config.ts";
-import { parseIP4, parseIP4Net } from "../../subnet/ip.ts";
-import type { Lease, NetworkConfig } from "../../subnet/mod.ts";
-import { createLogger, type Logger } from "../../util/log.ts";
-import type { BackendDeps } from "../mod.ts";
+import { FakeNetlink } from "./fakes/netlink.ts";
+import { eventually } from "./eventually.ts";
+import { FakeSubnetManager } from "./fakes/subnet_manager.ts";
+import { type RecordingLogger, recordingLogger } from "./recording_logger.ts";
+import { parseNetworkConfig } from "../subnet/config.ts";
+import { parseIP4, parseIP4Net } from "../subnet/ip.ts";
+import type { Lease, NetworkConfig } from "../subnet/mod.ts";
+import type { BackendDeps } from "../backends/mod.ts";
 
 export function vxlanConfig(backend: Record<string, unknown> = {}): NetworkConfig {
   return parseNetworkConfig(JSON.stringify({
@@ -33,19 +33,11 @@ export function data(mac: string, vni = 1): string {
   return `{"VNI":${vni},"VtepMAC":"${mac}"}`;
 }
 
-/** A logger that keeps its lines for assertions. */
-export function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return Object.assign(createLogger({ level: 2, write: (l) => lines.push(l.trimEnd()) }), {
-    lines,
-  });
-}
-
 export interface World {
   nl: FakeNetlink;
   manager: FakeSubnetManager;
   deps: BackendDeps;
-  log: Logger & { lines: string[] };
+  log: RecordingLogger;
   eth0: number;
 }
 
@@ -62,7 +54,7 @@ export async function world(config: NetworkConfig = vxlanConfig()): Promise<Worl
     attrs: { publicIP: 0 },
   };
   const manager = new FakeSubnetManager(config, own);
-  const log = recordingLogger();
+  const log = recordingLogger(2);
   const deps: BackendDeps = {
     subnetManager: manager,
     netlink: nl,

@@ -3,8 +3,8 @@
  * understands the commands this folder issues (`--version`, `-w -t T -S C`, `*-restore
  * --noflush` with `:C`, `-A`, `-D`, `-F`, `-X` lines). Enough to test resync without root.
  */
-import type { CommandResult } from "./command.ts";
-import { fail, ok } from "./_scripted_runner.ts";
+import type { CommandResult } from "../../kernel/firewall/command.ts";
+import { fail, ok } from "./scripted_runner.ts";
 
 const BUILTIN: Record<string, string[]> = {
   nat: ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],

@@ -1,0 +1,326 @@
+/**
+ * One-line mutations of important behaviours, for `deno task mutate` (`scripts/mutate.ts`): each
+ * must make at least one of its fast (non-root) test files fail. `find` must occur exactly once
+ * in `file` (`test/mutations_test.ts` checks that, so the list cannot rot). A new behaviour adds
+ * its mutation here.
+ */
+
+export interface Mutation {
+  /** What stops working, in a few words. */
+  readonly behaviour: string;
+  readonly file: string;
+  /** Text that occurs exactly once in `file`. */
+  readonly find: string;
+  readonly replace: string;
+  /** Fast test files that must catch it. */
+  readonly tests: readonly string[];
+}
+
+const ETCD_MANAGER = ["subnet/etcd/manager_test.ts"];
+const VXLAN = ["backends/vxlan/network_test.ts"];
+
+export const mutations: readonly Mutation[] = [
+  // subnet/: wire formats, config, allocation, renewal, lease watch.
+  {
+    behaviour: "subnet key separator is '-'",
+    file: "subnet/subnet_key.ts",
+    find: "const key = `${formatIP4(subnet.ip)}-${subnet.prefix}`;",
+    replace: "const key = `${formatIP4(subnet.ip)}/${subnet.prefix}`;",
+    tests: ["subnet/subnet_key_test.ts"],
+  },
+  {
+    behaviour: "/32 subnet keys are refused like flannel's",
+    file: "subnet/subnet_key.ts",
+    find: "parsePrefix(len4, 5)",
+    replace: "parsePrefix(len4, 6)",
+    tests: ["subnet/subnet_key_test.ts"],
+  },
+  {
+    behaviour: "lease value writes PublicIPv6 null",
+    file: "subnet/lease_attrs.ts",
+    find: 'out += a.publicIPv6 === undefined ? "null" :',
+    replace: "out += a.publicIPv6 === undefined ? '\"\"' :",
+    tests: ["subnet/lease_attrs_test.ts"],
+  },
+  {
+    behaviour: "lease value has no whitespace",
+    file: "subnet/lease_attrs.ts",
+    find: 'out += `,"BackendType":${',
+    replace: 'out += `, "BackendType":${',
+    tests: ["subnet/lease_attrs_test.ts"],
+  },
+  {
+    behaviour: "subnet.env FLANNEL_SUBNET is the first address",
+    file: "subnet/subnet_env.ts",
+    find: "const first = { ip: (lease.subnet.ip + 1) >>> 0,",
+    replace: "const first = { ip: lease.subnet.ip >>> 0,",
+    tests: ["subnet/subnet_env_test.ts"],
+  },
+  {
+    behaviour: "subnet.env FLANNEL_IPMASQ",
+    file: "subnet/subnet_env.ts",
+    find: "out += `FLANNEL_IPMASQ=${ipMasq}\\n`;",
+    replace: "out += `FLANNEL_IPMASQ=${!ipMasq}\\n`;",
+    tests: ["subnet/subnet_env_test.ts"],
+  },
+  {
+    behaviour: "default SubnetLen for small networks is prefix + 2",
+    file: "subnet/config.ts",
+    find: "d.subnetLen = net.prefix <= 22 ? 24 : net.prefix + 2;",
+    replace: "d.subnetLen = net.prefix <= 22 ? 24 : net.prefix + 1;",
+    tests: ["subnet/config_test.ts"],
+  },
+  {
+    behaviour: "a missing Backend means udp",
+    file: "subnet/config.ts",
+    find: 'if (raw === undefined) return { backendType: "udp", backend: {} };',
+    replace: 'if (raw === undefined) return { backendType: "vxlan", backend: {} };',
+    tests: ["subnet/config_test.ts"],
+  },
+  {
+    behaviour: "Backend.Type is case-insensitive",
+    file: "subnet/config.ts",
+    find: "backendType = decodeJSONString(type.raw).toLowerCase();",
+    replace: "backendType = decodeJSONString(type.raw);",
+    tests: ["subnet/config_test.ts"],
+  },
+  {
+    behaviour: "free subnets skip those overlapping other-sized leases",
+    file: "subnet/allocate.ts",
+    find: "if (sameSize.has(ip) || others.some((o) => overlaps4(o, candidate))) continue;",
+    replace: "if (sameSize.has(ip)) continue;",
+    tests: ["subnet/allocate_test.ts"],
+  },
+  {
+    behaviour: "SubnetMax is inclusive",
+    file: "subnet/allocate.ts",
+    find: "subnet.ip <= config.subnetMax && (config.network",
+    replace: "subnet.ip < config.subnetMax && (config.network",
+    tests: ["subnet/allocate_test.ts"],
+  },
+  {
+    behaviour: "renewal happens the margin before expiry",
+    file: "subnet/renew.ts",
+    find: "return Math.max(0, expiration - marginMinutes * 60_000 - now);",
+    replace: "return Math.max(0, expiration - now);",
+    tests: ["subnet/renew_test.ts"],
+  },
+  {
+    behaviour: "a re-list reports removed leases",
+    file: "subnet/lease_watcher.ts",
+    find: 'if (!next.has(key)) batch.push({ type: "removed", lease: old });',
+    replace: "",
+    tests: ["subnet/lease_watcher_test.ts"],
+  },
+  {
+    behaviour: "a re-list reports leases whose attributes changed",
+    file: "subnet/lease_watcher.ts",
+    find: "if (!old || (this.#reportChanged && !sameAttrs(old, lease))) {",
+    replace: "if (!old) {",
+    tests: ["subnet/lease_watcher_test.ts"],
+  },
+  // subnet/etcd/manager.ts
+  {
+    behaviour: "the first lease watch reuses the acquisition listing",
+    file: "subnet/etcd/manager.ts",
+    find: "| undefined = this.#takeRecentListing();",
+    replace: "| undefined = undefined;",
+    tests: ETCD_MANAGER,
+  },
+  {
+    behaviour: "a failed renewal is retried",
+    file: "subnet/etcd/manager.ts",
+    find: "expiration = this.#now() + RENEW_RETRY_MS + this.#margin * 60_000;",
+    replace: "expiration = undefined;",
+    tests: ETCD_MANAGER,
+  },
+  {
+    behaviour: "the old etcd lease is revoked on reuse",
+    file: "subnet/etcd/manager.ts",
+    find: "await this.#kv.revokeLease(stored.kv.lease).catch(() => {});",
+    replace: "",
+    tests: ETCD_MANAGER,
+  },
+  {
+    behaviour: "the old etcd lease is revoked on renewal",
+    file: "subnet/etcd/manager.ts",
+    find: 'if (old !== "0") await this.#kv.revokeLease(old).catch(() => {});',
+    replace: "",
+    tests: ETCD_MANAGER,
+  },
+  {
+    behaviour: "the renewal metric's label",
+    file: "subnet/etcd/manager.ts",
+    find: 'metrics.leaseRenewals.inc({ result: "success" });',
+    replace: 'metrics.leaseRenewals.inc({ result: "ok" });',
+    tests: ETCD_MANAGER,
+  },
+  {
+    behaviour: "a bad subnet key or value is skipped with a warning",
+    file: "subnet/etcd/manager.ts",
+    find: "if (this.#undecodable.get(kv.key) !== problem) this.#log.warn(problem);",
+    replace: "",
+    tests: ETCD_MANAGER,
+  },
+  {
+    behaviour: "a watch that fell behind compaction re-lists",
+    file: "subnet/etcd/manager.ts",
+    find: "              break relist;",
+    replace: "              break;",
+    tests: ETCD_MANAGER,
+  },
+  {
+    behaviour: "a reservation stays a reservation",
+    file: "subnet/etcd/manager.ts",
+    find: 'const reservation = stored.kv.lease === "0";',
+    replace: "const reservation = false;",
+    tests: ETCD_MANAGER,
+  },
+  {
+    behaviour: "the own key deleted ends completeLease with LeaseRevokedError",
+    file: "subnet/etcd/manager.ts",
+    find: 'if (resp.events.some((e) => e.type === "delete" && e.kv.key === key)) return "revoked";',
+    replace: "",
+    tests: ETCD_MANAGER,
+  },
+  // subnet/kube/
+  {
+    behaviour: "kube annotation names",
+    file: "subnet/kube/annotations.ts",
+    find: 'backendPublicIP: p + "public-ip",',
+    replace: 'backendPublicIP: p + "public_ip",',
+    tests: ["subnet/kube/annotations_test.ts"],
+  },
+  {
+    behaviour: "the kube manager holds the lease until aborted",
+    file: "subnet/kube/manager.ts",
+    find: "    if (signal?.aborted) return;\n    await new Promise<void>(",
+    replace: "    return;\n    await new Promise<void>(",
+    tests: ["test/kube_test.ts"],
+  },
+  // agent.ts
+  {
+    behaviour: "the agent awaits every loop it started before returning",
+    file: "agent.ts",
+    find: "    await Promise.all(loops);",
+    replace: "",
+    tests: ["test/agent_shutdown_test.ts"],
+  },
+  // cli/
+  {
+    behaviour: "FLANNELD_* variable names",
+    file: "cli/options.ts",
+    find: 'return "FLANNELD_" + name.toUpperCase().replaceAll(/[-.]/g, "_");',
+    replace: 'return "FLANNEL_" + name.toUpperCase().replaceAll(/[-.]/g, "_");',
+    tests: ["cli/options_test.ts"],
+  },
+  {
+    behaviour: "the etcd password is redacted in the log",
+    file: "cli/options.ts",
+    find: 'etcdPassword: o.etcdPassword === "" ? "" : REDACTED,',
+    replace: "etcdPassword: o.etcdPassword,",
+    tests: ["cli/options_test.ts"],
+  },
+  // backends/
+  {
+    behaviour: "host-gw routes via the peer's public IP",
+    file: "backends/host_gw.ts",
+    find: "gateway: formatIP4(peer.attrs.publicIP),",
+    replace: 'gateway: "192.168.1.12",',
+    tests: ["backends/host_gw_test.ts"],
+  },
+  {
+    behaviour: "DirectRouting never uses the own VXLAN device",
+    file: "backends/vxlan/network.ts",
+    find:
+      'if ((r.type ?? "unicast") !== "unicast" || r.index === this.#devIndex) return undefined;',
+    replace: 'if ((r.type ?? "unicast") !== "unicast") return undefined;',
+    tests: VXLAN,
+  },
+  {
+    behaviour: "vxlan leaves the all-zero MAC's flood list alone",
+    file: "backends/vxlan/network.ts",
+    find: "if (this.#byMac.has(f.mac) || f.mac === ZERO_MAC) continue;",
+    replace: "if (this.#byMac.has(f.mac)) continue;",
+    tests: VXLAN,
+  },
+  {
+    behaviour: "vxlan sweeps only once the lease list is known",
+    file: "backends/vxlan/network.ts",
+    find: "if (this.#synced) deleted += await this.#sweep(routes, neighs, fdbs);",
+    replace: "deleted += await this.#sweep(routes, neighs, fdbs);",
+    tests: VXLAN,
+  },
+  {
+    behaviour: "vxlan rewrites an FDB entry that points at another host",
+    file: "backends/vxlan/peers.ts",
+    find: "return have !== undefined && have.mac === want.mac && have.dst === want.dst &&",
+    replace: "return have !== undefined && have.mac === want.mac &&",
+    tests: VXLAN,
+  },
+  {
+    behaviour: "vxlan BackendData bytes",
+    file: "backends/vxlan/backend_data.ts",
+    find: 'return `{"VNI":${data.vni},"VtepMAC":"${data.vtepMac}"}`;',
+    replace: 'return `{"VNI":${data.vni}, "VtepMAC":"${data.vtepMac}"}`;',
+    tests: ["backends/vxlan/backend_data_test.ts"],
+  },
+  {
+    behaviour: "a VTEP MAC must be unicast",
+    file: "backends/vxlan/backend_data.ts",
+    find: "if (parseInt(groups[0], 16) & 1) {",
+    replace: "if (false) {",
+    tests: ["backends/vxlan/backend_data_test.ts"],
+  },
+  // kernel/ codecs
+  {
+    behaviour: "route onlink flag on the wire",
+    file: "kernel/netlink/_route.ts",
+    find: "flags: route.onlink ? RTNH_F_ONLINK : 0,",
+    replace: "flags: 0,",
+    tests: ["kernel/netlink/_route_test.ts"],
+  },
+  {
+    behaviour: "a route without protocol is `proto boot`, like ip(8)",
+    file: "kernel/netlink/_route.ts",
+    find: "protocol: route.protocol ?? (set ? RTPROT_BOOT : 0),",
+    replace: "protocol: route.protocol ?? 0,",
+    tests: ["kernel/netlink/_route_test.ts"],
+  },
+  // util/
+  {
+    behaviour: "backoff is capped",
+    file: "util/abort.ts",
+    find: "this.#next = Math.min(this.#next * 2, this.#max);",
+    replace: "this.#next = this.#next * 2;",
+    tests: ["util/abort_test.ts"],
+  },
+  {
+    behaviour: "klog header month",
+    file: "util/log.ts",
+    find: "return `${severity}${pad(d.getUTCMonth() + 1)}",
+    replace: "return `${severity}${pad(d.getUTCMonth())}",
+    tests: ["util/log_test.ts"],
+  },
+  {
+    behaviour: "errors are printed with their cause chain",
+    file: "util/log.ts",
+    find: "      e = e.cause;",
+    replace: "      e = undefined;",
+    tests: ["util/log_test.ts"],
+  },
+  {
+    behaviour: "Prometheus label values are escaped",
+    file: "util/metrics.ts",
+    find: `return v.replaceAll("\\\\", "\\\\\\\\").replaceAll('"', '\\\\"')`,
+    replace: `return v.replaceAll("\\\\", "\\\\\\\\")`,
+    tests: ["util/metrics_test.ts"],
+  },
+  {
+    behaviour: "the watchdog pings at half of WATCHDOG_USEC",
+    file: "util/watchdog.ts",
+    find: "return Math.max(1, Number(usec) / 2000);",
+    replace: "return Math.max(1, Number(usec) / 1000);",
+    tests: ["util/watchdog_test.ts"],
+  },
+];

@@ -506,9 +506,9 @@ Deno.test("VxlanNetwork programs no hostile lease and logs each once", async (t)
           await tunnelState(r, [["10.244.3.0/24", "192.168.1.13", MAC_B]]),
           "only the good peer",
         );
-        const warnings = r.log.lines.filter((l) => /^[WE]\d/.test(l));
+        const warnings = r.log.lines.filter((l) => /^[WE] /.test(l));
         assert.equal(warnings.length, 1, warnings.join("\n").slice(0, 2000));
-        assert.ok(warnings[0].includes(`] Ignoring the lease of ${c.lease.source} for `));
+        assert.ok(warnings[0].startsWith(`W Ignoring the lease of ${c.lease.source} for `));
         assert.match(warnings[0], c.reason);
         assert.ok(warnings[0].length < 800, `${warnings[0].length} characters`);
       } finally {

@@ -108,6 +108,19 @@ Deno.test("EtcdSubnetManager against a real etcd", async (t) => {
       );
     });
 
+    await t.step("out of subnets names the configured prefix", async () => {
+      const other = new EtcdSubnetManager(client, { prefix: "/other//net/", log: silentLogger });
+      await client.put(
+        "/other/net/config",
+        '{"Network":"10.9.0.0/16","SubnetMin":"10.9.1.0","SubnetMax":"10.9.1.0"}',
+      );
+      await other.acquireLease(attrs("192.168.4.1"));
+      await assert.rejects(
+        () => other.acquireLease(attrs("192.168.4.2")),
+        /^OutOfSubnetsError: out of subnets: .* under \/other\/net\/subnets or widen/,
+      );
+    });
+
     await t.step("bad keys and values written by other tools are skipped", async () => {
       await client.put(`${PREFIX}/subnets/garbage`, "x");
       await client.put(`${PREFIX}/subnets/10.3.21.0-24`, "{not json");

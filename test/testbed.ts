@@ -59,14 +59,14 @@ export class Host {
   }
 
   /** Starts (or restarts) the agent on this host with the test bed's etcd and prefix. */
-  startAgent(extra: string[] = []): AgentProcess {
+  startAgent(extra: string[] = [], env?: Record<string, string>): AgentProcess {
     this.agent = new AgentProcess([
       `--etcd-endpoints=${this.bed.etcdEndpoint}`,
       `--etcd-prefix=${this.bed.prefix}`,
       `--subnet-file=${this.subnetFile}`,
       "--iface=eth0",
       ...extra,
-    ], { netns: this.ns });
+    ], { netns: this.ns, env });
     return this.agent;
   }
 

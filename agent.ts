@@ -80,7 +80,12 @@ async function untilConfig(
       return await deps.manager.getNetworkConfig({ signal: opts.signal });
     } catch (err) {
       if (opts.signal.aborted) return undefined;
-      if (!(err instanceof ConfigError) && !deps.isTransient(err)) throw err;
+      if (!(err instanceof ConfigError) && !deps.isTransient(err)) {
+        // E.g. etcd's auth refusing us: a setting to fix, named by the error.
+        throw new AgentError(`Couldn't fetch network config: ${describeError(err)}`, {
+          cause: err,
+        });
+      }
       const message = describeError(err);
       // flannel logs every second; we log each distinct problem once.
       if (message !== lastMessage) deps.log.error(`Couldn't fetch network config: ${message}`);

@@ -1,7 +1,8 @@
 /**
  * flanneld entry point: parses flags, builds the real dependencies once, runs the agent, and owns
  * the process exit status. Permissions: network (etcd, health), read/write (subnet.env, TLS files,
- * procfs/sysfs), env (FLANNELD_*, NOTIFY_SOCKET), ffi (netlink, sd_notify), run (none yet).
+ * procfs/sysfs), env (FLANNELD_*, NOTIFY_SOCKET, FLANNEL_ETCD_WATCH_CHECK_MS), ffi (netlink,
+ * sd_notify), run (none yet).
  *
  *   deno run -A main.ts --etcd-endpoints=http://127.0.0.1:2379 --iface=eth0
  */
@@ -53,6 +54,19 @@ interface Store {
   close(): void;
 }
 
+/**
+ * `FLANNEL_ETCD_WATCH_CHECK_MS`: how often silent etcd watches are checked (default 20 000; see
+ * README, "etcd"). A tuning knob rather than a flag, so flannel's flag set stays as it is.
+ */
+function watchCheckMs(log: Logger): number | undefined {
+  const text = Deno.env.get("FLANNEL_ETCD_WATCH_CHECK_MS");
+  if (text === undefined || text === "") return undefined;
+  const ms = Number(text);
+  if (Number.isInteger(ms) && ms >= 100) return ms;
+  log.error(`Ignoring FLANNEL_ETCD_WATCH_CHECK_MS="${text}": expected milliseconds, at least 100`);
+  return undefined;
+}
+
 /** The subnet manager the flags ask for: Kubernetes (`--kube-subnet-mgr`) or etcd (default). */
 async function createStore(o: Options, previous: PreviousSubnets, log: Logger): Promise<Store> {
   if (o.kubeSubnetMgr) {
@@ -81,6 +95,7 @@ async function createStore(o: Options, previous: PreviousSubnets, log: Logger): 
     keyFile: o.etcdKeyfile,
     username: o.etcdUsername,
     password: o.etcdPassword,
+    watchCheckMs: watchCheckMs(log),
     log,
   });
   const manager = new EtcdSubnetManager(client, {

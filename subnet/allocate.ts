@@ -78,30 +78,41 @@ export function freeSubnets6(config: NetworkConfig, leases: readonly Lease[]): I
   return out;
 }
 
-/** Thrown when no subnet is free; the message keeps flannel's `out of subnets`. */
+/**
+ * Thrown when no subnet is free; the message keeps flannel's `out of subnets` and names where the
+ * leases are (`/coreos.com/network/subnets`).
+ */
 export class OutOfSubnetsError extends Error {
-  constructor(config: NetworkConfig) {
+  constructor(config: NetworkConfig, leasesAt: string) {
     super(
       `out of subnets: every /${config.subnetLen} between SubnetMin and SubnetMax is leased; ` +
-        `remove stale leases under <prefix>/subnets or widen Network/SubnetMin/SubnetMax`,
+        `remove stale leases under ${leasesAt} or widen Network/SubnetMin/SubnetMax`,
     );
     this.name = "OutOfSubnetsError";
   }
 }
 
+export interface PickOptions {
+  /** Where the leases are stored, for the `out of subnets` message. */
+  leasesAt: string;
+  /** Returns [0, 1); injectable for tests (default `Math.random`). */
+  random?: () => number;
+}
+
 /**
  * Picks a free subnet (and IPv6 subnet when enabled) uniformly at random among the first free
- * candidates. `random` returns [0, 1) and is injectable for tests.
+ * candidates.
  */
 export function pickFreeSubnet(
   config: NetworkConfig,
   leases: readonly Lease[],
-  random: () => number = Math.random,
+  options: PickOptions,
 ): { subnet: IP4Net; ipv6Subnet?: IP6Net } {
+  const random = options.random ?? Math.random;
   const v4 = freeSubnets4(config, leases);
   const v6 = config.enableIPv6 ? freeSubnets6(config, leases) : [];
   if (v4.length === 0 || (config.enableIPv6 && v6.length === 0)) {
-    throw new OutOfSubnetsError(config);
+    throw new OutOfSubnetsError(config, options.leasesAt);
   }
   const subnet = v4[Math.floor(random() * v4.length)];
   if (!config.enableIPv6) return { subnet };

@@ -99,14 +99,18 @@ Deno.test("freeSubnets4() stays fast with 5 000 leases", () => {
 
 Deno.test("pickFreeSubnet() picks among the free candidates with the injected random", () => {
   const c = config();
-  assert.equal(pickFreeSubnet(c, [], () => 0).subnet.ip, parseIP4("10.3.1.0"));
-  assert.equal(pickFreeSubnet(c, [], () => 0.9999).subnet.ip, parseIP4("10.3.25.0"));
+  const pick = (random: () => number) => pickFreeSubnet(c, [], { leasesAt: "/n/subnets", random });
+  assert.equal(pick(() => 0).subnet.ip, parseIP4("10.3.1.0"));
+  assert.equal(pick(() => 0.9999).subnet.ip, parseIP4("10.3.25.0"));
 });
 
-Deno.test("pickFreeSubnet() throws OutOfSubnetsError when everything is leased", () => {
+Deno.test("pickFreeSubnet() throws OutOfSubnetsError naming where the leases are", () => {
   const c = config({ subnetMax: parseIP4("10.3.2.0") });
+  const leases = [lease("10.3.1.0/24"), lease("10.3.2.0/24")];
   assert.throws(
-    () => pickFreeSubnet(c, [lease("10.3.1.0/24"), lease("10.3.2.0/24")]),
-    (err) => err instanceof OutOfSubnetsError && /^out of subnets/.test(err.message),
+    () => pickFreeSubnet(c, leases, { leasesAt: "/vxlan/network/subnets" }),
+    (err) =>
+      err instanceof OutOfSubnetsError &&
+      /^out of subnets: every \/24 .* under \/vxlan\/network\/subnets or widen/.test(err.message),
   );
 });

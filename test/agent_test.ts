@@ -176,6 +176,18 @@ Deno.test("flanneld explains bad input in one line and never writes a half file"
       assert.doesNotMatch(agent.lines.join("\n"), /^\s+at /m, "no stack trace");
       await assert.rejects(Deno.stat(`${dir}/never.env`), Deno.errors.NotFound);
     });
+    await t.step("etcd auth without --etcd-username exits 1 naming the flag", async () => {
+      await using etcd = await startEtcd({ auth: { user: "root", password: "pw" } });
+      await using agent = new AgentProcess(agentArgs(etcd.endpoint, `${dir}/a.env`, "10.250.0.5"));
+      assert.equal((await agent.status).code, 1);
+      await agent.stop();
+      const text = agent.lines.join("\n");
+      assert.match(
+        text,
+        /Couldn't fetch network config: .*set --etcd-username and --etcd-password/,
+      );
+      assert.doesNotMatch(text, /Unexpected error/);
+    });
     await t.step("an unknown backend type names the known ones, exit 1", async () => {
       await using etcd = await startEtcd();
       const client = await EtcdClient.create({ endpoints: [etcd.endpoint] });

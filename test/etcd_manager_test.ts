@@ -5,12 +5,12 @@
  * in-memory etcd: `subnet/etcd/manager_test.ts`.
  */
 import assert from "node:assert/strict";
-import { EtcdClient } from "../subnet/etcd/client.ts";
+import { EtcdClient, type EtcdClientOptions } from "../subnet/etcd/client.ts";
 import { EtcdSubnetManager } from "../subnet/etcd/manager.ts";
 import { formatIP4Net, parseIP4, parseIP4Net } from "../subnet/ip.ts";
 import { LeaseWatcher } from "../subnet/lease_watcher.ts";
 import { type LeaseEvent, LeaseRevokedError, type LeaseWatchResult } from "../subnet/mod.ts";
-import { silentLogger } from "../util/log.ts";
+import { createLogger, silentLogger } from "../util/log.ts";
 import { recordingLogger } from "./recording_logger.ts";
 import { startEtcd } from "./etcd_server.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
@@ -135,6 +135,19 @@ Deno.test("EtcdSubnetManager against a real etcd", async (t) => {
         await client.delete(`${PREFIX}/subnets/10.3.21.0-24`);
       },
     );
+    await t.step("out of subnets names the configured prefix", async () => {
+      const other = new EtcdSubnetManager(client, { prefix: "/other//net/", log: silentLogger });
+      await client.put(
+        "/other/net/config",
+        '{"Network":"10.9.0.0/16","SubnetMin":"10.9.1.0","SubnetMax":"10.9.1.0"}',
+      );
+      await other.acquireLease(attrs("192.168.4.1"));
+      await assert.rejects(
+        () => other.acquireLease(attrs("192.168.4.2")),
+        /^OutOfSubnetsError: out of subnets: .* under \/other\/net\/subnets or widen/,
+      );
+    });
+
   } finally {
     client.close();
   }
@@ -294,4 +307,143 @@ Deno.test("EtcdSubnetManager logs an undecodable lease once and treats a bad ove
     abort.abort();
     client.close();
   }
+const keyOf = (l: { subnet: Parameters<typeof formatIP4Net>[0] }) =>
+  `${PREFIX}/subnets/${formatIP4Net(l.subnet).replace("/", "-")}`;
+
+/**
+ * A manager whose client reaches a fresh etcd through a `TcpProxy` (so its connections can die
+ * silently), logging into `lines`; plus a direct client for the test's own writes.
+ */
+async function proxied(
+  options: {
+    client?: Partial<EtcdClientOptions>;
+    manager?: Parameters<typeof manager>[1];
+    logLevel?: number;
+  } = {},
+) {
+  const etcd = await startEtcd();
+  const proxy = new TcpProxy(etcd.endpoint);
+  const lines: string[] = [];
+  const log = createLogger({ level: options.logLevel ?? 0, write: (l) => lines.push(l) });
+  const client = new EtcdClient({ endpoints: [proxy.endpoint], log, ...options.client });
+  const direct = new EtcdClient({ endpoints: [etcd.endpoint] });
+  await direct.put(`${PREFIX}/config`, CONFIG);
+  const abort = new AbortController();
+  return {
+    etcd,
+    proxy,
+    direct,
+    m: manager(client, { log, ...options.manager }),
+    signal: abort.signal,
+    stop: () => abort.abort(),
+    /** Every log line, then only those matching `re`. */
+    log: (re = /./) => lines.filter((l) => re.test(l)),
+    watchers: () => etcd.metric("etcd_debugging_mvcc_watcher_total"),
+    async [Symbol.asyncDispose]() {
+      abort.abort();
+      client.close();
+      direct.close();
+      await proxy[Symbol.asyncDispose]();
+      await etcd.stop();
+    },
+  };
+}
+
+Deno.test("watchLeases() gets changes made after its connection died silently, within 60 s by default", async () => {
+  await using p = await proxied();
+  const w = watchInto(p.m, p.signal);
+  const has = (ip: number) => w.watcher.leases.some((l) => l.subnet.ip === ip);
+  const a = await manager(p.direct).acquireLease(attrs("192.168.12.1"));
+  await eventually(() => has(a.subnet.ip), 10_000, "live added event");
+
+  p.proxy.freeze();
+  const opened = p.proxy.accepted;
+  await p.direct.delete(keyOf(a));
+  const b = await manager(p.direct).acquireLease(attrs("192.168.12.2"));
+  const t0 = Date.now();
+  await eventually(() => has(b.subnet.ip) && !has(a.subnet.ip), 60_000, "both changes");
+  console.log(`  changes delivered ${Date.now() - t0} ms after they were made`);
+  const restarts = p.log(/restarted/);
+  assert.equal(restarts.length, 1, p.log().join(""));
+  assert.match(
+    restarts[0],
+    /^I.*etcd watch prefix "\/coreos.com\/network\/subnets\/" restarted from revision \d+: it was silent for \d+s and missed changes up to revision \d+/,
+  );
+  assert.ok(p.proxy.accepted > opened, "on a new connection");
+  assert.deepEqual(p.log(/interrupted/), []);
+});
+
+Deno.test("EtcdClient.watch() checks silent streams without restarting healthy ones", async (t) => {
+  await using p = await proxied({ client: { watchCheckMs: 300 }, logLevel: 1 });
+  const w = watchInto(p.m, p.signal);
+  await eventually(() => w.results.length > 0, 5000, "the snapshot");
+  await t.step("a quiet healthy watch keeps its stream and connections", async () => {
+    // The first check opens the connection the checks then share.
+    await new Promise((r) => setTimeout(r, 500));
+    const opened = p.proxy.accepted;
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual(p.log(/restarted/), []);
+    assert.equal(p.proxy.accepted, opened, "no new connection");
+  });
+  await t.step("writes elsewhere in etcd restart it quietly, losing nothing", async () => {
+    await p.direct.put("/elsewhere", "x");
+    await eventually(() => p.log(/restarted from/).length > 0, 3000, "a restart");
+    const a = await manager(p.direct).acquireLease(attrs("192.168.13.1"));
+    await eventually(
+      () => w.watcher.leases.some((l) => l.subnet.ip === a.subnet.ip),
+      3000,
+      "the next event",
+    );
+    assert.deepEqual(p.log(/missed changes/), []);
+  });
+});
+
+Deno.test("completeLease() renews after its connections died silently", async () => {
+  // Renewal due one minute into the 24 h lease; the clock jumps 58 s ahead after acquisition,
+  // so it is due 2 s into completeLease(). No watch checks meanwhile: the renewal itself is to
+  // meet the dead connection.
+  let skew = 0;
+  await using p = await proxied({
+    client: { requestTimeoutMs: 1000, watchCheckMs: 60_000 },
+    manager: { renewMarginMinutes: 1439, now: () => Date.now() + skew },
+    logLevel: 1,
+  });
+  const lease = await p.m.acquireLease(attrs("192.168.14.1"));
+  const before = (await p.direct.get(keyOf(lease))).kv!;
+  skew = 58_000;
+  const holding = p.m.completeLease(lease, { signal: p.signal });
+  await eventually(async () => (await p.watchers()) === 1, 5000, "the own-lease watch");
+  await p.m.getNetworkConfig(); // leaves an idle connection in the pool, which then dies
+  p.proxy.freeze();
+  await eventually(
+    async () => (await p.direct.get(keyOf(lease))).kv?.lease !== before.lease,
+    5000,
+    "the key on a fresh etcd lease",
+  );
+  await eventually(() => p.log(/Lease renewed/).length > 0, 2000, "log line");
+  assert.deepEqual(p.log(/Error renewing/), []);
+  assert.equal(
+    p.log(/failed for POST \/v3\/lease\/grant: no answer within 1000 ms \(trying again/).length,
+    1,
+  );
+  p.stop();
+  await holding;
+});
+
+Deno.test("completeLease() notices revocation after its own-lease watch died silently", async () => {
+  await using p = await proxied({ client: { requestTimeoutMs: 1000, watchCheckMs: 500 } });
+  const lease = await p.m.acquireLease(attrs("192.168.15.1"));
+  const holding = p.m.completeLease(lease, { signal: p.signal }).then(() => "ended", (e) => e);
+  // etcd has the watch; its answer needs a moment more to cross the proxy.
+  await eventually(async () => (await p.watchers()) === 1, 5000, "the own-lease watch");
+  await new Promise((r) => setTimeout(r, 200));
+  p.proxy.freeze();
+  await p.direct.delete(keyOf(lease));
+  const t0 = Date.now();
+  const outcome = await holding;
+  assert.ok(outcome instanceof LeaseRevokedError, `completeLease ended with ${outcome}`);
+  assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+  const restarts = p.log(/restarted/);
+  assert.equal(restarts.length, 1, p.log().join(""));
+  assert.match(restarts[0], /watch key ".*10\.3\.\d+\.0-24" restarted .* missed changes/);
 });

@@ -8,6 +8,8 @@ import type { TlsFiles } from "./tls.ts";
 export interface EtcdServerOptions {
   /** Serve TLS with these files and require client certificates signed by their CA. */
   tls?: TlsFiles;
+  /** With `tls`: whether client certificates are required (default true). */
+  clientCertAuth?: boolean;
   /** Create this user (and `root` with the same password if different), grant root, enable auth. */
   auth?: { user: string; password: string };
   /** Address to listen on, default 127.0.0.1. */
@@ -28,6 +30,8 @@ export interface EtcdServer extends AsyncDisposable {
   pause(): Promise<void>;
   /** Starts a paused etcd again (same port and data). */
   start(): Promise<void>;
+  /** The sum of etcd's Prometheus samples whose line starts with `series` (name and labels). */
+  metric(series: string): Promise<number>;
 }
 
 const HEALTH_TIMEOUT_MS = 10_000;
@@ -98,8 +102,9 @@ class Server implements EtcdServer {
         ? [
           `--cert-file=${opts.tls.serverCertFile}`,
           `--key-file=${opts.tls.serverKeyFile}`,
-          `--trusted-ca-file=${opts.tls.caFile}`,
-          "--client-cert-auth",
+          ...(opts.clientCertAuth ?? true
+            ? [`--trusted-ca-file=${opts.tls.caFile}`, "--client-cert-auth"]
+            : []),
         ]
         : []),
     ];
@@ -162,6 +167,15 @@ class Server implements EtcdServer {
     if (!res.ok) {
       throw new Error(`etcd test setup: POST ${path} failed: HTTP ${res.status} ${text}`);
     }
+  }
+
+  async metric(series: string): Promise<number> {
+    const res = await fetch(`${this.endpoint}/metrics`, { client: this.#http });
+    let sum = 0;
+    for (const line of (await res.text()).split("\n")) {
+      if (line.startsWith(series)) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+    }
+    return sum;
   }
 
   async enableAuth(user: string, password: string): Promise<void> {

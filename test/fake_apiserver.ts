@@ -1,11 +1,14 @@
 /**
  * A fake Kubernetes API server for tests, following the real one where the subnet manager
  * depends on it: nodes with a cluster-wide resourceVersion, list (with `limit`/`continue`), watch
- * from a resourceVersion (newline-delimited JSON ADDED/MODIFIED/DELETED/BOOKMARK/ERROR events,
- * `allowWatchBookmarks`, `timeoutSeconds`), 410 Gone for versions older than the kept history
+ * from a resourceVersion (newline-delimited JSON ADDED/MODIFIED/DELETED/BOOKMARK/ERROR events;
+ * with `timeoutSeconds` the stream ends after that long, and with `allowWatchBookmarks` a
+ * BOOKMARK carrying the current resourceVersion comes 2 s before that end, as the real watch
+ * cache sends it), 410 Gone for versions older than the kept history
  * (as an ERROR event like the real server, or as HTTP 410), strategic-merge and merge patches on
  * `nodes/<n>` and `nodes/<n>/status` (each subresource keeps to its half of the object), pods,
- * bearer-token and client-certificate auth (TLS), streams dropped on demand, failures injected,
+ * bearer-token and client-certificate auth (TLS), streams dropped or silently dead on demand,
+ * failures injected,
  * and a restart that keeps the store but (by default) not the watch history.
  */
 import http from "node:http";
@@ -22,7 +25,10 @@ export interface FakeApiServerOptions {
   tls?: { cert: string; key: string };
   /** With `tls`: require client certificates signed by this CA (PEM). */
   clientCA?: string;
-  /** Send BOOKMARK events this often on watches that allow them (0 = never, the default). */
+  /**
+   * Also send BOOKMARK events this often on watches that allow them (the real server: about
+   * every minute; 0 = never, the default).
+   */
   bookmarkMs?: number;
   /** Answer an expired resourceVersion with HTTP 410 instead of an ERROR event. */
   goneAsHttp?: boolean;
@@ -42,6 +48,8 @@ interface Stored {
 interface WatchStream {
   send(line: string): void;
   end(abrupt: boolean): void;
+  /** Sends nothing more and never ends: a connection whose other end is gone. */
+  freeze(): void;
 }
 
 interface Injected {
@@ -105,6 +113,8 @@ export class FakeApiServer implements AsyncDisposable {
   /** Oldest resourceVersion a watch may resume from (exclusive bound of lost history). */
   #oldest = 1;
   #watches = new Set<WatchStream>();
+  /** Frozen streams, kept open until the server stops. */
+  #frozen = new Set<WatchStream>();
   #injected: Injected[] = [];
   #server?: { close(): Promise<void> };
   #port = 0;
@@ -203,6 +213,18 @@ export class FakeApiServer implements AsyncDisposable {
     this.#watches.clear();
   }
 
+  /**
+   * Every open watch goes silently dead, as when the connection's other end vanishes without a
+   * reset: no more events or bookmarks, no end at `timeoutSeconds`, the connection stays open.
+   */
+  freezeWatches(): void {
+    for (const w of this.#watches) {
+      w.freeze();
+      this.#frozen.add(w);
+    }
+    this.#watches.clear();
+  }
+
   /** Sends a raw line to every open watch (garbage tests). */
   sendRawWatchLine(line: string): void {
     for (const w of this.#watches) w.send(line.endsWith("\n") ? line : line + "\n");
@@ -225,6 +247,8 @@ export class FakeApiServer implements AsyncDisposable {
 
   async stop(): Promise<void> {
     this.dropWatches({ abrupt: true });
+    for (const w of this.#frozen) w.end(true);
+    this.#frozen.clear();
     await this.#server?.close();
     this.#server = undefined;
   }
@@ -406,14 +430,18 @@ export class FakeApiServer implements AsyncDisposable {
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
         let open = true;
+        let frozen = false;
+        const stopTimers = () => {
+          for (const t of timers) clearTimeout(t), clearInterval(t);
+        };
         const finish = () => {
           open = false;
           watches.delete(stream);
-          for (const t of timers) clearTimeout(t), clearInterval(t);
+          stopTimers();
         };
         stream = {
           send(line) {
-            if (open) controller.enqueue(encoder.encode(line));
+            if (open && !frozen) controller.enqueue(encoder.encode(line));
           },
           end(abrupt) {
             if (!open) return;
@@ -421,23 +449,26 @@ export class FakeApiServer implements AsyncDisposable {
             if (abrupt) controller.error(new Error("connection reset by fake API server"));
             else controller.close();
           },
+          freeze() {
+            frozen = true;
+            stopTimers();
+          },
         };
         watches.add(stream);
         for (const line of initial) stream.send(line);
-        if (bookmarks && bookmarkMs > 0) {
-          timers.push(setInterval(() => {
-            stream.send(
-              JSON.stringify({
-                type: "BOOKMARK",
-                object: {
-                  kind: "Node",
-                  apiVersion: "v1",
-                  metadata: { resourceVersion: currentRv() },
-                },
-              }) + "\n",
-            );
-          }, bookmarkMs));
-        }
+        const bookmark = () =>
+          stream.send(
+            JSON.stringify({
+              type: "BOOKMARK",
+              object: {
+                kind: "Node",
+                apiVersion: "v1",
+                metadata: { resourceVersion: currentRv() },
+              },
+            }) + "\n",
+          );
+        if (bookmarks && bookmarkMs > 0) timers.push(setInterval(bookmark, bookmarkMs));
+        if (bookmarks && timeout > 2) timers.push(setTimeout(bookmark, (timeout - 2) * 1000));
         if (timeout > 0) timers.push(setTimeout(() => stream.end(false), timeout * 1000));
       },
       cancel() {

@@ -94,6 +94,22 @@ Deno.test("FakeApiServer sends bookmarks, drops streams and restarts", async () 
   assert.equal(list.items.length, 1, "the store survives a restart");
 });
 
+Deno.test("FakeApiServer ends a watch at timeoutSeconds, with a bookmark 2 s before", async () => {
+  await using api = await FakeApiServer.start();
+  api.setNode(node("a"));
+  const t0 = performance.now();
+  const res = await fetch(
+    `${api.url}/api/v1/nodes?watch=1&resourceVersion=${api.resourceVersion}` +
+      "&allowWatchBookmarks=true&timeoutSeconds=3",
+  );
+  api.setNode(node("b"));
+  const lines = (await res.text()).trim().split("\n").map((l) => JSON.parse(l));
+  const ms = performance.now() - t0;
+  assert.deepEqual(lines.map((l) => l.type), ["ADDED", "BOOKMARK"]);
+  assert.equal(lines[1].object.metadata.resourceVersion, String(api.resourceVersion));
+  assert.ok(ms >= 2900 && ms < 4000, `ended after ${ms} ms`);
+});
+
 Deno.test("FakeApiServer patches nodes and nodes/status like the real server", async () => {
   await using api = await FakeApiServer.start();
   api.setNode(node("a", "10.244.1.0/24"));

@@ -72,7 +72,12 @@ export class KubeCluster implements AsyncDisposable {
 
   async manager(
     nodeName: string,
-    options: { log?: Logger; idleTimeoutMs?: number; retryMs?: number } = {},
+    options: {
+      log?: Logger;
+      idleTimeoutMs?: number;
+      watchTimeoutSeconds?: number;
+      retryMs?: number;
+    } = {},
   ): Promise<KubeSubnetManager> {
     const m = await createKubeSubnetManager({
       apiUrl: this.api.url,
@@ -80,6 +85,7 @@ export class KubeCluster implements AsyncDisposable {
       env: { NODE_NAME: nodeName },
       log: options.log ?? captureLog(),
       idleTimeoutMs: options.idleTimeoutMs,
+      watchTimeoutSeconds: options.watchTimeoutSeconds,
       retryMs: options.retryMs ?? 50,
     });
     this.#managers.push(m);

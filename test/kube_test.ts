@@ -225,6 +225,42 @@ Deno.test("watchLeases() keeps an idle stream open while bookmarks arrive", asyn
   await eventually(() => view.peers.length === 2, () => view.peers.join());
 });
 
+Deno.test("watchLeases() re-watches when the server ends a stream, and when one dies silently", async (t) => {
+  await using c = await KubeCluster.start();
+  c.api.setNode(flannelNode("n1", "10.244.1.0/24", "192.168.0.1"));
+  const log = captureLog();
+  const m = await c.manager("n2", { log, watchTimeoutSeconds: 1, idleTimeoutMs: 1500 });
+  const view = new PeerView(m, undefined, c.signal());
+  await view.until(["10.244.1.0/24 via 192.168.0.1"]);
+  const watchLines = () => log.lines.filter((l) => /Watch of nodes/.test(l));
+
+  await t.step("streams the server ends at timeoutSeconds are re-opened quietly", async () => {
+    const watches = () => c.api.requests.filter((r) => r.url.includes("watch=1"));
+    await eventually(() => watches().length >= 3, () => `${watches().length} watches`, 3000);
+    assert.match(watches()[0].url, /allowWatchBookmarks=true&timeoutSeconds=1$/);
+    c.api.setNode(flannelNode("n3", "10.244.3.0/24", "192.168.0.3"));
+    await eventually(() => view.peers.length === 2, () => view.peers.join());
+    assert.deepEqual(watchLines(), []);
+  });
+
+  await t.step(
+    "a silently dead stream is re-opened after the idle bound, logged once",
+    async () => {
+      await eventually(() => c.api.watchCount === 1, () => "no open watch");
+      c.api.freezeWatches();
+      c.api.setNode(flannelNode("n4", "10.244.4.0/24", "192.168.0.4"));
+      const t0 = Date.now();
+      await eventually(() => view.peers.length === 3, () => view.peers.join(), 3000);
+      assert.ok(Date.now() - t0 <= 1600, `took ${Date.now() - t0} ms`);
+      assert.equal(watchLines().length, 1, log.lines.join("\n"));
+      assert.match(
+        watchLines()[0],
+        /Watch of nodes restarted from resourceVersion \d+: silent for 2s \(nothing for 1500 ms/,
+      );
+    },
+  );
+});
+
 Deno.test("watchLeases() propagates podCIDR and single-family changes", async () => {
   const conf = '{"Network":"10.244.0.0/16","IPv6Network":"fd00:10:244::/56","EnableIPv6":true,' +
     '"Backend":{"Type":"host-gw"}}';

@@ -36,8 +36,9 @@ export interface TlsFlags {
 
 export interface TlsMaterial {
   caCerts?: string[];
-  cert: string;
-  key: string;
+  /** Client certificate and key: both or neither. */
+  cert?: string;
+  key?: string;
 }
 
 function readFlagFile(flag: string, path: string): string {
@@ -57,30 +58,43 @@ function readFlagFile(flag: string, path: string): string {
 }
 
 /**
- * flannel's rule: TLS with a client certificate only when both `--etcd-certfile` and
- * `--etcd-keyfile` are set; `--etcd-cafile` is then added to the trusted roots. Otherwise the
- * files are ignored (with flannel's warning), and https:// endpoints are verified against the
- * system roots.
+ * flannel's rule: a client certificate only when both `--etcd-certfile` and `--etcd-keyfile` are
+ * set, with `--etcd-cafile` added to the trusted roots. Otherwise flannel ignores all three (with
+ * its warning); we differ for `--etcd-cafile` alone with an `https://` endpoint: it verifies
+ * etcd's certificate (server-only TLS, a legitimate setup that flannel cannot connect to when the
+ * CA is private). Without a CA, `https://` endpoints are verified against the system roots.
  */
-export function loadTls(flags: TlsFlags, log: Logger): TlsMaterial | undefined {
-  const { caFile, certFile, keyFile } = flags;
-  if (!certFile || !keyFile) {
-    log.warn("no certificate provided: connecting to etcd with http. This is insecure");
-    const ignored = [
-      caFile ? `--etcd-cafile "${caFile}"` : "",
-      certFile ? `--etcd-certfile "${certFile}"` : "",
-      keyFile ? `--etcd-keyfile "${keyFile}"` : "",
-    ].filter((s) => s !== "");
-    if (ignored.length > 0) {
-      log.warn(
-        `Ignoring ${ignored.join(" and ")}: TLS needs both --etcd-certfile and --etcd-keyfile`,
-      );
-    }
-    return undefined;
+export function loadTls(
+  flags: TlsFlags & { endpoints: string[] },
+  log: Logger,
+): TlsMaterial | undefined {
+  const { caFile, certFile, keyFile, endpoints } = flags;
+  const https = endpoints.some((e) => e.startsWith("https:"));
+  const readCa = () => caFile ? [readFlagFile("--etcd-cafile", caFile)] : undefined;
+  if (certFile && keyFile) {
+    return {
+      caCerts: readCa(),
+      cert: readFlagFile("--etcd-certfile", certFile),
+      key: readFlagFile("--etcd-keyfile", keyFile),
+    };
   }
-  return {
-    caCerts: caFile ? [readFlagFile("--etcd-cafile", caFile)] : undefined,
-    cert: readFlagFile("--etcd-certfile", certFile),
-    key: readFlagFile("--etcd-keyfile", keyFile),
-  };
+  if (endpoints.some((e) => e.startsWith("http:"))) {
+    log.warn("no certificate provided: connecting to etcd with http. This is insecure");
+  }
+  const caUsed = Boolean(caFile) && https;
+  const ignored = [
+    caFile && !caUsed ? `--etcd-cafile "${caFile}"` : "",
+    certFile ? `--etcd-certfile "${certFile}"` : "",
+    keyFile ? `--etcd-keyfile "${keyFile}"` : "",
+  ].filter((s) => s !== "");
+  if (ignored.length > 0) {
+    const needs = caUsed ? "a client certificate needs" : "TLS needs";
+    log.warn(`Ignoring ${ignored.join(" and ")}: ${needs} both --etcd-certfile and --etcd-keyfile`);
+  }
+  if (!caUsed) return undefined;
+  log.info(
+    `Verifying etcd's certificate with --etcd-cafile "${caFile}"; no client certificate ` +
+      "(--etcd-certfile and --etcd-keyfile are not both set)",
+  );
+  return { caCerts: readCa() };
 }

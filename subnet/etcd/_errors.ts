@@ -1,12 +1,17 @@
 /** Errors callers branch on; everything else is a plain `Error` carrying etcd's message. */
 
-/** No endpoint answered (connection refused, TLS failure, timeout); `cause` is the last error. */
+/**
+ * No endpoint answered (connection refused, TLS failure, timeout); `cause` is the last error.
+ * With `reason` (a TLS failure: etcd was reached), the message is that reason alone.
+ */
 export class EtcdUnavailableError extends Error {
-  constructor(endpoints: string[], options?: ErrorOptions) {
+  constructor(endpoints: string[], options: ErrorOptions & { reason?: string } = {}) {
+    const { reason, ...errorOptions } = options;
     super(
-      `No etcd endpoint answered (tried ${endpoints.join(", ")}); ` +
-        "check that etcd is running and that --etcd-endpoints lists its client URLs",
-      options,
+      reason ??
+        `No etcd endpoint answered (tried ${endpoints.join(", ")}); ` +
+          "check that etcd is running and that --etcd-endpoints lists its client URLs",
+      errorOptions,
     );
     this.name = "EtcdUnavailableError";
   }

@@ -2,10 +2,16 @@
  * POSTs to etcd's JSON gateway with endpoint failover: endpoints are tried in order from the last
  * one that answered; a connection error, a timeout or gRPC `Unavailable` moves on to the next.
  * Any other answer (including an HTTP error) is returned to the caller.
+ *
+ * Every request has a timeout. A request that times out is tried once more, on a connection of
+ * its own: the first may have been a pooled one whose other end vanished without a reset reaching
+ * us (etcd host crash, NAT or load-balancer idle timeout), and so may the other idle ones.
+ * Aborting the request drops its connection from the pool.
  */
 import { quote } from "../../util/quote.ts";
 import type { Logger } from "../../util/log.ts";
 import { EtcdUnavailableError, gatewayError, GrpcCode } from "./_errors.ts";
+import { explainTlsFailure, type TlsContext, type TlsProblem } from "./_tls_failure.ts";
 
 // deno-lint-ignore no-explicit-any
 export type Json = any;
@@ -28,10 +34,14 @@ export interface OpenStream {
 export interface TransportOptions {
   endpoints: string[];
   http?: Deno.HttpClient;
+  /** A client that keeps no idle connections, for the retry after a timeout. */
+  freshHttp?: Deno.HttpClient;
   timeoutMs: number;
   log: Logger;
   /** Aborted when the client closes: ends every request. */
   closed: AbortSignal;
+  /** The TLS flags and material, to explain a failed handshake. */
+  tls?: TlsContext;
 }
 
 /** Describes an answer that is not the gateway's JSON, with a hint for a known etcd refusal. */
@@ -71,16 +81,20 @@ export class Transport {
   readonly #endpoints: string[];
   #current = 0;
   readonly #http?: Deno.HttpClient;
+  readonly #freshHttp?: Deno.HttpClient;
   readonly #timeoutMs: number;
   readonly #log: Logger;
   readonly #closed: AbortSignal;
+  readonly #tls: TlsContext;
 
   constructor(options: TransportOptions) {
     this.#endpoints = options.endpoints;
     this.#http = options.http;
+    this.#freshHttp = options.freshHttp;
     this.#timeoutMs = options.timeoutMs;
     this.#log = options.log;
     this.#closed = options.closed;
+    this.#tls = options.tls ?? {};
   }
 
   /** The endpoint requests go to first (the last one that answered). */
@@ -131,8 +145,9 @@ export class Transport {
 
   /**
    * Tries each endpoint from the current one. `handle` turns the response into the result; its
-   * failure, like a connection failure or a timeout, moves on to the next endpoint. With `settle`
-   * the request is released after `handle`; otherwise the result owns `release`.
+   * failure, like a connection failure or a timeout, moves on to the next endpoint (the first
+   * timeout of a call is retried on the same endpoint first). With `settle` the request is
+   * released after `handle`; otherwise the result owns `release`.
    */
   async #failover<T>(
     path: string,
@@ -143,12 +158,14 @@ export class Transport {
     handle: (response: Response, endpoint: string, release: () => void) => Promise<T>,
   ): Promise<T> {
     const n = this.#endpoints.length;
+    const order = Array.from({ length: n }, (_, i) => (this.#current + i) % n);
+    /** Position in `order` of the retry after a timeout (-1: none yet). */
+    let retry = -1;
     let lastError: unknown;
-    const tried: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const index = (this.#current + i) % n;
+    let tlsProblem: TlsProblem | undefined;
+    for (let k = 0; k < order.length; k++) {
+      const index = order[k];
       const endpoint = this.#endpoints[index];
-      tried.push(endpoint);
       const { controller, dispose } = linkedController([signal, this.#closed]);
       const release = () => {
         controller.abort();
@@ -168,7 +185,7 @@ export class Transport {
           headers: { "Content-Type": "application/json", ...headers },
           body: JSON.stringify(body),
           signal: controller.signal,
-          client: this.#http,
+          client: k === retry ? this.#freshHttp ?? this.#http : this.#http,
         });
         clearTimeout(timer);
         const result = settle
@@ -184,16 +201,30 @@ export class Transport {
         if (signal?.aborted) throw signal.reason;
         if (this.#closed.aborted) throw this.#closed.reason;
         lastError = controller.signal.aborted ? controller.signal.reason : err;
+        const timedOut = lastError instanceof DOMException && lastError.name === "TimeoutError";
         this.#log.v(
           1,
           `etcd endpoint ${endpoint} failed for POST ${path}: ${
             lastError instanceof Error ? lastError.message : String(lastError)
-          }`,
+          }${timedOut && retry < 0 ? " (trying again on a new connection)" : ""}`,
         );
+        if (timedOut && retry < 0) {
+          retry = k + 1;
+          order.splice(retry, 0, index);
+        }
+        tlsProblem = timedOut ? undefined : await explainTlsFailure(endpoint, err, this.#tls);
       } finally {
         clearTimeout(timer);
         if (!handedOver) release();
       }
+    }
+    const tried = [...new Set(order.map((i) => this.#endpoints[i]))];
+    if (tlsProblem) {
+      // The TCP connection was made: the cause alone, worded the same on every retry.
+      throw new EtcdUnavailableError(tried, {
+        cause: new Error(tlsProblem.detail),
+        reason: tlsProblem.message,
+      });
     }
     throw new EtcdUnavailableError(tried, { cause: lastError });
   }

@@ -45,7 +45,7 @@ export function decodeKv(kv: Json): KeyValue {
 
 /** One line of the watch stream, classified. */
 export type WatchMessage =
-  | { kind: "created" }
+  | { kind: "created"; revision: bigint }
   | { kind: "response"; response: WatchResponse }
   | { kind: "error"; error: GatewayError };
 
@@ -92,7 +92,7 @@ export function parseWatchMessage(msg: Json, lastRevision: bigint): WatchMessage
         : { code: -1, message: reason || "watch canceled by etcd" },
     };
   }
-  if (r.created) return { kind: "created" };
+  if (r.created) return { kind: "created", revision };
   const events: WatchEvent[] = (r.events ?? []).map((e: Json) => ({
     type: e.type === "DELETE" ? "delete" : "put",
     kv: decodeKv(e.kv ?? {}),

@@ -5,7 +5,9 @@
  * Errors etcd answers with are plain `Error`s carrying etcd's message, except the classes below.
  */
 import { quote } from "../../util/quote.ts";
+import { formatDuration } from "../renew.ts";
 import { type Logger, silentLogger } from "../../util/log.ts";
+import { metrics } from "../../util/metrics.ts";
 import { encodeText, int64, prefixRangeEnd } from "./_codec.ts";
 import { loadTls, parseEndpoints } from "./_config.ts";
 import {
@@ -22,6 +24,7 @@ import {
 import { LineSplitter } from "./_ndjson.ts";
 import { TokenCache } from "./_token.ts";
 import { type Json, type OpenStream, strangeAnswer, Transport } from "./_transport.ts";
+import { type CheckedWatch, type KeyState, WatchChecker } from "./_watch_check.ts";
 import { decodeKv, type KeyValue, parseWatchMessage, type WatchResponse } from "./_wire.ts";
 
 export { EtcdAuthError, EtcdCompactedError, EtcdUnavailableError };
@@ -30,7 +33,10 @@ export type { KeyValue, WatchEvent, WatchResponse } from "./_wire.ts";
 export interface EtcdClientOptions {
   /** `--etcd-endpoints`, already split on ",". */
   endpoints: string[];
-  /** `--etcd-cafile`; used only together with certFile and keyFile (flannel's rule). */
+  /**
+   * `--etcd-cafile`: trusted roots for etcd's certificate, with or without a client certificate
+   * (flannel uses it only with one); ignored when no endpoint is `https://`.
+   */
   caFile?: string;
   /** `--etcd-certfile` */
   certFile?: string;
@@ -42,6 +48,12 @@ export interface EtcdClientOptions {
   password?: string;
   /** Per-request timeout (for a watch: until the stream is open), default 5000 ms. */
   requestTimeoutMs?: number;
+  /**
+   * How often watches silent for half of it are checked against etcd (see `_watch_check.ts`),
+   * default 20 000 ms. A change made after a watch's connection died silently is delivered within
+   * about 1.5 times this, plus a second and up to two request timeouts.
+   */
+  watchCheckMs?: number;
   log?: Logger;
 }
 
@@ -60,27 +72,43 @@ export interface WatchOptions extends RequestOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
+export const DEFAULT_WATCH_CHECK_MS = 20_000;
 
 export class EtcdClient {
   readonly #transport: Transport;
   readonly #tokens: TokenCache;
-  readonly #http?: Deno.HttpClient;
+  readonly #http: Deno.HttpClient;
+  readonly #freshHttp: Deno.HttpClient;
   readonly #closer = new AbortController();
+  readonly #log: Logger;
+  readonly #checker: WatchChecker;
 
   /** Validates the endpoints and reads the TLS files (throws naming the bad flag). */
   constructor(options: EtcdClientOptions) {
     const log = options.log ?? silentLogger;
+    this.#log = log;
     const endpoints = parseEndpoints(options.endpoints);
-    const tls = loadTls(options, log);
-    if (tls) this.#http = Deno.createHttpClient(tls);
+    const tls = loadTls({ ...options, endpoints }, log);
+    // HTTP/1.1 only, so each watch has its own connection and aborting a request drops its
+    // connection; one idle connection kept. The retry after a timeout never uses a pooled one.
+    this.#http = Deno.createHttpClient({ ...tls, http2: false, poolMaxIdlePerHost: 1 });
+    this.#freshHttp = Deno.createHttpClient({ ...tls, http2: false, poolMaxIdlePerHost: 0 });
     this.#transport = new Transport({
       endpoints,
       http: this.#http,
+      freshHttp: this.#freshHttp,
       timeoutMs: options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS,
       log,
       closed: this.#closer.signal,
+      tls: { ...options, material: tls },
     });
     this.#tokens = new TokenCache(this.#transport, options.username, options.password ?? "", log);
+    this.#checker = new WatchChecker({
+      everyMs: options.watchCheckMs ?? DEFAULT_WATCH_CHECK_MS,
+      probe: (key, signal) => this.#keyState(key, signal),
+      log,
+      closed: this.#closer.signal,
+    });
   }
 
   /** Same as the constructor, for callers that prefer an async factory. */
@@ -193,8 +221,10 @@ export class EtcdClient {
    * Watches `prefix` (or the single key with `prefix: false`) from `fromRevision` (0: from now).
    * Yields event batches and progress notifications (no events); the creation ack is not yielded.
    * If the start revision was compacted, yields one response with `compactRevision` set and ends.
-   * Ends quietly when `signal` aborts or the client is closed; throws when the stream breaks or
-   * ends, so the caller can watch again from its last revision + 1 (this client does not retry).
+   * A stream found behind etcd while silent (a dead connection, see `_watch_check.ts`) is
+   * re-created from its last revision without the caller noticing. Ends quietly when `signal`
+   * aborts or the client is closed; throws when the stream breaks or ends, so the caller can
+   * watch again from its last revision + 1 (this client does not retry).
    */
   async *watch(
     prefix: string,
@@ -203,78 +233,145 @@ export class EtcdClient {
   ): AsyncGenerator<WatchResponse> {
     const signal = opts.signal;
     const stopped = () => (signal?.aborted ?? false) || this.#closer.signal.aborted;
-    const body = {
-      create_request: {
-        key: encodeText(prefix),
-        ...(opts.prefix === false ? {} : { range_end: prefixRangeEnd(prefix) }),
-        start_revision: String(fromRevision),
-        progress_notify: true,
+    const single = opts.prefix === false;
+    const what = `watch ${single ? "key" : "prefix"} "${prefix}"`;
+    /** Where the next stream starts: after the last revision delivered. */
+    let start = fromRevision;
+    let stream: OpenStream | undefined;
+    let restartRequested = false;
+    /** The last restart, until the new stream shows whether events had been missed. */
+    let restarted: { silentMs: number; revision: bigint; from: bigint } | undefined;
+    const checked: CheckedWatch = {
+      key: prefix,
+      single,
+      heardAt: Date.now(),
+      covered: fromRevision > 0n ? fromRevision - 1n : 0n,
+      restart: (why) => {
+        if (!stream) return;
+        restartRequested = true;
+        restarted = { ...why, from: start };
+        this.#log.v(
+          1,
+          `etcd ${what} restarted from revision ${start}: silent for ${
+            formatDuration(why.silentMs)
+          } while etcd is at revision ${why.revision}`,
+        );
+        metrics.watchReconnects.inc({ source: "etcd" });
+        stream.release();
       },
     };
-    const what = `watch ${opts.prefix === false ? "key" : "prefix"} "${prefix}"`;
+    const stopChecking = this.#checker.add(checked);
     let retriedAuth = false;
-    attempt: for (;;) {
-      let stream: OpenStream;
-      try {
-        stream = await this.#openWatch(body, what, signal);
-      } catch (err) {
-        if (stopped()) return;
-        throw err;
-      }
-      const reader = stream.response.body!.getReader();
-      try {
-        const lines = new LineSplitter();
-        let revision = 0n;
-        for (;;) {
-          let chunk: ReadableStreamReadResult<Uint8Array>;
-          try {
-            chunk = await reader.read();
-          } catch (err) {
-            if (stopped()) return;
-            throw new Error(`etcd ${what} from ${stream.endpoint}: the stream broke`, {
-              cause: err,
-            });
-          }
-          if (chunk.done) {
-            if (stopped()) return;
-            throw new Error(`etcd ${what} from ${stream.endpoint}: the stream ended`);
-          }
-          for (const line of lines.push(chunk.value)) {
-            let json: Json;
-            try {
-              json = JSON.parse(line);
-            } catch (err) {
-              throw new Error(`etcd ${what} from ${stream.endpoint}: cannot parse ${quote(line)}`, {
-                cause: err,
-              });
-            }
-            const msg = parseWatchMessage(json, revision);
-            if (msg.kind === "created") continue;
-            if (msg.kind === "error") {
-              if (this.#tokens.enabled && isStaleToken(msg.error) && !retriedAuth) {
-                retriedAuth = true;
-                this.#tokens.invalidate();
-                continue attempt;
-              }
-              throw this.#mapError(msg.error, what);
-            }
-            revision = msg.response.revision;
-            yield msg.response;
-            if (msg.response.canceled) return;
-          }
+    try {
+      attempt: for (;;) {
+        const body = {
+          create_request: {
+            key: encodeText(prefix),
+            ...(single ? {} : { range_end: prefixRangeEnd(prefix) }),
+            start_revision: String(start),
+            progress_notify: true,
+          },
+        };
+        restartRequested = false;
+        try {
+          stream = await this.#openWatch(body, what, signal);
+        } catch (err) {
+          if (stopped()) return;
+          throw err;
         }
-      } finally {
-        stream.release();
-        await reader.cancel().catch(() => {});
+        checked.heardAt = Date.now();
+        const from = stream.endpoint;
+        const reader = stream.response.body!.getReader();
+        try {
+          const lines = new LineSplitter();
+          for (;;) {
+            let chunk: ReadableStreamReadResult<Uint8Array>;
+            try {
+              chunk = await reader.read();
+            } catch (err) {
+              if (stopped()) return;
+              if (restartRequested) continue attempt;
+              throw new Error(`etcd ${what} from ${from}: the stream broke`, { cause: err });
+            }
+            if (chunk.done) {
+              if (stopped()) return;
+              if (restartRequested) continue attempt;
+              throw new Error(`etcd ${what} from ${from}: the stream ended`);
+            }
+            checked.heardAt = Date.now();
+            for (const line of lines.push(chunk.value)) {
+              let json: Json;
+              try {
+                json = JSON.parse(line);
+              } catch (err) {
+                throw new Error(`etcd ${what} from ${from}: cannot parse ${quote(line)}`, {
+                  cause: err,
+                });
+              }
+              const msg = parseWatchMessage(json, checked.covered);
+              if (msg.kind === "created") {
+                // etcd now owes this stream every event up to its current revision.
+                if (msg.revision > checked.covered) checked.covered = msg.revision;
+                if (start === 0n) start = msg.revision + 1n;
+                continue;
+              }
+              if (msg.kind === "error") {
+                if (this.#tokens.enabled && isStaleToken(msg.error) && !retriedAuth) {
+                  retriedAuth = true;
+                  this.#tokens.invalidate();
+                  continue attempt;
+                }
+                throw this.#mapError(msg.error, what);
+              }
+              const resp = msg.response;
+              if (restarted && resp.events.length > 0) {
+                const r = restarted;
+                restarted = undefined;
+                if (resp.events.some((e) => e.kv.modRevision <= r.revision)) {
+                  this.#log.info(
+                    `etcd ${what} restarted from revision ${r.from}: it was silent for ${
+                      formatDuration(r.silentMs)
+                    } and missed changes up to revision ${r.revision} (a dead connection)`,
+                  );
+                }
+              }
+              if (resp.revision > checked.covered) checked.covered = resp.revision;
+              start = resp.revision + 1n;
+              for (const e of resp.events) {
+                if (e.kv.key === prefix) checked.present = e.type === "put";
+              }
+              yield resp;
+              if (resp.canceled) return;
+            }
+          }
+        } finally {
+          stream.release();
+          stream = undefined;
+          await reader.cancel().catch(() => {});
+        }
       }
+    } finally {
+      stopChecking();
     }
+  }
+
+  /** etcd's revision and the mod revision of `key`: one serializable read of the key alone. */
+  async #keyState(key: string, signal: AbortSignal): Promise<KeyState> {
+    const body = { key: encodeText(key), keys_only: true, serializable: true };
+    const json = await this.#call("/v3/kv/range", body, `read "${key}"`, { signal });
+    const kv = json.kvs?.[0];
+    return {
+      revision: int64(json.header?.revision),
+      modRevision: kv ? int64(kv.mod_revision) : undefined,
+    };
   }
 
   /** Aborts in-flight requests and watches and releases the TLS client. */
   close(): void {
     if (this.#closer.signal.aborted) return;
     this.#closer.abort(new Error("EtcdClient was closed"));
-    this.#http?.close();
+    this.#http.close();
+    this.#freshHttp.close();
   }
 
   /** A unary request with auth, failover and error mapping; returns the JSON answer. */

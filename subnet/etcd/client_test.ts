@@ -5,8 +5,10 @@
 import assert from "node:assert/strict";
 import { eventually } from "../../test/eventually.ts";
 import { startEtcd } from "../../test/etcd_server.ts";
+import { TcpProxy } from "../../test/tcp_proxy.ts";
 import { makeTlsFiles } from "../../test/tls.ts";
 import { recordingLogger } from "../../test/recording_logger.ts";
+import { describeError } from "../../util/log.ts";
 import { decodeText, encodeText, prefixRangeEnd } from "./_codec.ts";
 import { LineSplitter } from "./_ndjson.ts";
 import { parseWatchMessage } from "./_wire.ts";
@@ -91,7 +93,10 @@ Deno.test("prefixRangeEnd() increments the last byte below 0xff", async (t) => {
 Deno.test("parseWatchMessage() classifies lines etcd 3.4 sent", async (t) => {
   const h = (rev?: string) => ({ cluster_id: "1", member_id: "2", raft_term: "2", revision: rev });
   const cases: [string, unknown, unknown][] = [
-    ["creation ack", { result: { header: h("3"), created: true } }, { kind: "created" }],
+    ["creation ack", { result: { header: h("3"), created: true } }, {
+      kind: "created",
+      revision: 3n,
+    }],
     ["events", {
       result: {
         header: h("4"),
@@ -346,6 +351,32 @@ Deno.test("EtcdClient against a real etcd", async (t) => {
       c.close();
     });
 
+    await t.step(
+      "a request on a silently dead pooled connection is retried on a new one",
+      async () => {
+        await using proxy = new TcpProxy(etcd.endpoint);
+        const c = new EtcdClient({ endpoints: [proxy.endpoint], requestTimeoutMs: 1000 });
+        try {
+          await c.put("/t/dead", "1"); // leaves one idle connection in the pool
+          const opened = proxy.accepted;
+          proxy.freeze();
+          const t0 = performance.now();
+          assert.equal((await c.get("/t/dead")).kv?.value, "1");
+          const ms = performance.now() - t0;
+          assert.ok(
+            ms >= 1000 && ms < 3000,
+            `took ${ms} ms: the first try went to the dead socket`,
+          );
+          assert.equal(proxy.accepted, opened + 1, "the retry opened one new connection");
+          // The dead connection left the pool: the next requests share one new pooled one.
+          for (let i = 0; i < 3; i++) assert.equal((await c.get("/t/dead")).kv?.value, "1");
+          assert.equal(proxy.accepted, opened + 2);
+        } finally {
+          c.close();
+        }
+      },
+    );
+
     await t.step("watch() throws when etcd goes away, so the caller can resume", async () => {
       const before = await client.put("/t/r/a", "1");
       const seen: string[] = [];
@@ -388,23 +419,89 @@ Deno.test("EtcdClient over TLS with a client certificate", async (t) => {
       client.close();
     }
   });
-  await t.step("fails without a client certificate", async () => {
-    // The server really demands one: the CA alone is not enough for a handshake.
-    const caOnly = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(tls.caFile)] });
-    await assert.rejects(() =>
-      fetch(`${etcd.endpoint}/health`, { client: caOnly }).then((r) => r.text())
-    );
-    caOnly.close();
-    // And the client ignores a lone CA (flannel's rule), so it cannot connect.
-    const log = recordingLogger();
+  /** The messages of `tries` failed reads, after checking each is an EtcdUnavailableError. */
+  const failures = async (client: EtcdClient, tries = 1) => {
+    const seen: string[] = [];
+    for (let i = 0; i < tries; i++) {
+      await assert.rejects(() => client.get("/tls/k"), (err: Error) => {
+        assert.ok(err instanceof EtcdUnavailableError);
+        seen.push(describeError(err));
+        return true;
+      });
+    }
+    client.close();
+    return seen;
+  };
+  await t.step(
+    "a lone --etcd-cafile cannot stand in for a required client certificate",
+    async () => {
+      const log = recordingLogger();
+      const client = new EtcdClient({ endpoints: [etcd.endpoint], caFile: tls.caFile, log });
+      const [message] = await failures(client);
+      assert.match(
+        message,
+        /^etcd at https:\/\/127\.0\.0\.1:\d+ requires a client certificate \(received fatal alert: BadCertificate\): set --etcd-certfile and --etcd-keyfile$/,
+      );
+      assert.doesNotMatch(log.lines.join(""), /connecting to etcd with http/);
+    },
+  );
+  await t.step("a client certificate of another CA: one clear message on every retry", async () => {
+    await using other = await makeTlsFiles();
     const client = new EtcdClient({
       endpoints: [etcd.endpoint],
       caFile: tls.caFile,
-      requestTimeoutMs: 2000,
-      log,
+      certFile: other.clientCertFile,
+      keyFile: other.clientKeyFile,
     });
-    await assert.rejects(() => client.get("/tls/k"), EtcdUnavailableError);
-    assert.match(log.lines.join(""), /no certificate provided/);
+    const messages = await failures(client, 6);
+    assert.equal(new Set(messages).size, 1, messages.join("\n"));
+    assert.match(
+      messages[0],
+      /^etcd at https:.* refused the client certificate --etcd-certfile ".*\/client\.pem" \(received fatal alert: BadCertificate\): use a certificate signed by a CA in etcd's --trusted-ca-file$/,
+    );
+  });
+});
+
+Deno.test("EtcdClient over TLS without client certificates (server authentication only)", async (t) => {
+  await using tls = await makeTlsFiles();
+  await using etcd = await startEtcd({ tls, clientCertAuth: false });
+  await t.step("--etcd-cafile alone verifies etcd's certificate", async () => {
+    const log = recordingLogger();
+    const client = new EtcdClient({ endpoints: [etcd.endpoint], caFile: tls.caFile, log });
+    try {
+      await client.put("/tls/k", "v");
+      assert.equal((await client.get("/tls/k")).kv?.value, "v");
+    } finally {
+      client.close();
+    }
+    assert.doesNotMatch(log.lines.join(""), /connecting to etcd with http|Ignoring/);
+    assert.match(log.lines.join(""), /Verifying etcd's certificate with --etcd-cafile/);
+  });
+  await t.step(
+    "without --etcd-cafile the cause comes first, with no --etcd-endpoints hint",
+    async () => {
+      const client = new EtcdClient({ endpoints: [etcd.endpoint], requestTimeoutMs: 2000 });
+      await assert.rejects(() => client.get("/tls/k"), (err: Error) => {
+        assert.ok(err instanceof EtcdUnavailableError);
+        assert.match(
+          describeError(err),
+          /^etcd's TLS certificate at https:\/\/127\.0\.0\.1:\d+ is not trusted \(invalid peer certificate: UnknownIssuer\): set --etcd-cafile to the CA that signed it$/,
+        );
+        return true;
+      });
+      client.close();
+    },
+  );
+  await t.step("a --etcd-cafile that did not sign etcd's certificate is named", async () => {
+    await using other = await makeTlsFiles();
+    const client = new EtcdClient({ endpoints: [etcd.endpoint], caFile: other.caFile });
+    await assert.rejects(() => client.get("/tls/k"), (err: Error) => {
+      assert.match(
+        err.message,
+        /is not trusted \(invalid peer certificate: \w+\): it is not signed by --etcd-cafile ".*\/ca\.pem"/,
+      );
+      return true;
+    });
     client.close();
   });
 });

@@ -250,7 +250,10 @@ export class EtcdSubnetManager implements SubnetManager {
         );
       }
     }
-    const { subnet, ipv6Subnet } = choice ?? pickFreeSubnet(config, current, this.#random);
+    const { subnet, ipv6Subnet } = choice ?? pickFreeSubnet(config, current, {
+      leasesAt: this.subnetsPrefix.slice(0, -1),
+      random: this.#random,
+    });
 
     const key = this.#keyOf(subnet, ipv6Subnet);
     const grant = await this.#kv.grantLease(LEASE_TTL_SECONDS, options);

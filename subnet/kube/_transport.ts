@@ -24,16 +24,18 @@ export interface Sender {
   close(): void;
 }
 
-/** A sender for `tls` (plain fetch when there is nothing to configure). */
+/**
+ * A sender for `tls`. HTTP/1.1 only: each watch then has a connection of its own, and aborting a
+ * silent watch drops that connection. Over HTTP/2 every request shares one connection, which
+ * stays pooled when one stream is aborted, so the next watch would go to the same dead one.
+ */
 export function createSender(tls: TlsSettings): Sender {
   if (tls.insecureSkipTLSVerify) return insecureSender(tls);
-  const needsClient = (tls.caCerts?.length ?? 0) > 0 || (tls.cert && tls.key);
-  const client = needsClient
-    ? Deno.createHttpClient({
-      ...(tls.caCerts?.length && { caCerts: tls.caCerts }),
-      ...(tls.cert && tls.key && { cert: tls.cert, key: tls.key }),
-    })
-    : undefined;
+  const client = Deno.createHttpClient({
+    http2: false,
+    ...(tls.caCerts?.length && { caCerts: tls.caCerts }),
+    ...(tls.cert && tls.key && { cert: tls.cert, key: tls.key }),
+  });
   return {
     send: (req) =>
       fetch(req.url, {
@@ -41,9 +43,9 @@ export function createSender(tls: TlsSettings): Sender {
         headers: req.headers,
         body: req.body,
         signal: req.signal,
-        ...(client && { client }),
+        client,
       }),
-    close: () => client?.close(),
+    close: () => client.close(),
   };
 }
 

@@ -34,10 +34,31 @@ export interface KubeClientOptions {
 }
 
 export interface WatchOptions extends SignalOptions {
-  /** Server-side end of the watch (`timeoutSeconds`), default 300-600 s at random. */
+  /**
+   * Server-side end of the watch (`timeoutSeconds`), default 30-39 s at random (spread so that
+   * nodes do not re-watch in step).
+   */
   timeoutSeconds?: number;
-  /** End the stream when nothing (not even a bookmark) arrives for this long (default 150 s). */
+  /**
+   * End the stream when nothing (not even a bookmark) arrives for this long, default
+   * `timeoutSeconds` + 5 s: by then a live stream has ended, so its connection is dead.
+   */
   idleTimeoutMs?: number;
+}
+
+/** Margin of the default idle bound over the server's `timeoutSeconds`. */
+const IDLE_MARGIN_MS = 5000;
+/** Bound on the answer to a watch request (the API server sends its headers at once). */
+const WATCH_OPEN_TIMEOUT_MS = 10_000;
+
+/** The watch got nothing, not even the end the server promised: its connection is presumed dead. */
+export class WatchSilentError extends Error {
+  readonly silentMs: number;
+  constructor(message: string, silentMs: number) {
+    super(message);
+    this.name = "WatchSilentError";
+    this.silentMs = silentMs;
+  }
 }
 
 export const PATCH_STRATEGIC = "application/strategic-merge-patch+json";
@@ -222,15 +243,16 @@ export class KubeClient {
 
   /**
    * Watches nodes from `resourceVersion`. Yields events (including bookmarks) until the server
-   * ends the stream, the stream stays silent for `idleTimeoutMs`, or `signal` aborts (which ends
-   * the iteration quietly). An ERROR event or error status throws `KubeApiError` (410 = re-list).
+   * ends the stream (after `timeoutSeconds`) or `signal` aborts (which ends the iteration
+   * quietly). Throws `WatchSilentError` when nothing arrives for `idleTimeoutMs`, and
+   * `KubeApiError` for an ERROR event or error status (410 = re-list).
    */
   async *watchNodes(
     resourceVersion: string,
     options: WatchOptions = {},
   ): AsyncGenerator<WatchEvent<Node>> {
-    const timeoutSeconds = options.timeoutSeconds ?? 300 + Math.floor(Math.random() * 300);
-    const idleMs = options.idleTimeoutMs ?? 150_000;
+    const timeoutSeconds = options.timeoutSeconds ?? 30 + Math.floor(Math.random() * 10);
+    const idleMs = options.idleTimeoutMs ?? timeoutSeconds * 1000 + IDLE_MARGIN_MS;
     const q = new URLSearchParams({
       watch: "1",
       resourceVersion,
@@ -245,22 +267,24 @@ export class KubeClient {
       ...(options.signal ? [options.signal] : []),
     ]);
     let idle: ReturnType<typeof setTimeout> | undefined;
-    let silent = false;
-    const arm = () => {
+    let silentMs = 0;
+    const arm = (ms: number) => {
       clearTimeout(idle);
       idle = setTimeout(() => {
-        silent = true;
+        silentMs = ms;
         stop.abort(new Error("idle"));
-      }, idleMs);
+      }, ms);
     };
     try {
-      arm();
+      arm(Math.min(idleMs, WATCH_OPEN_TIMEOUT_MS));
       let response: Response;
       try {
         response = await this.#send("GET", path, { signal });
       } catch (err) {
         if (options.signal?.aborted || this.#closed.signal.aborted) return;
-        if (silent) throw new Error(`GET ${path}: no answer within ${idleMs} ms`);
+        if (silentMs) {
+          throw new WatchSilentError(`GET ${path}: no answer within ${silentMs} ms`, silentMs);
+        }
         throw err;
       }
       if (!response.ok) {
@@ -270,16 +294,20 @@ export class KubeClient {
       if (!response.body) return;
       const lines = new LineSplitter();
       try {
+        arm(idleMs);
         for await (const chunk of response.body) {
-          arm();
+          arm(idleMs);
           for (const line of lines.push(chunk)) yield parseEvent(line);
         }
         const rest = lines.flush();
         if (rest) yield parseEvent(rest);
       } catch (err) {
         if (options.signal?.aborted || this.#closed.signal.aborted) return;
-        if (silent) {
-          throw new Error(`watch of nodes silent for ${idleMs} ms (no event or bookmark)`);
+        if (silentMs) {
+          throw new WatchSilentError(
+            `nothing for ${silentMs} ms (no event, bookmark or end; timeoutSeconds=${timeoutSeconds})`,
+            silentMs,
+          );
         }
         throw err;
       }

@@ -221,3 +221,30 @@ Deno.test("KubeClient.watchNodes() yields events and turns ERROR 410 into KubeAp
     client.close();
   }
 });
+
+Deno.test("KubeClient speaks HTTP/1.1 to a server that offers HTTP/2 (a watch per connection)", async () => {
+  await using tls = await makeTlsFiles();
+  const listener = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: read(tls.serverCertFile),
+    key: read(tls.serverKeyFile),
+    alpnProtocols: ["h2", "http/1.1"],
+  });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const chosen = (async () => {
+    const conn = await listener.accept();
+    const { alpnProtocol } = await conn.handshake();
+    conn.close();
+    return alpnProtocol;
+  })();
+  const client = new KubeClient({
+    server: `https://127.0.0.1:${port}`,
+    caCerts: [read(tls.caFile)],
+    source: "test",
+  });
+  await assert.rejects(() => client.getNode("n1"));
+  assert.equal(await chosen, "http/1.1");
+  client.close();
+  listener.close();
+});

@@ -4,6 +4,7 @@
  * list+watch of all nodes. Network config from `--net-config-path`, read once.
  */
 import { Backoff, isAbort, sleep } from "../../util/abort.ts";
+import { formatDuration } from "../renew.ts";
 import { describeError, type Logger } from "../../util/log.ts";
 import type {
   Lease,
@@ -14,7 +15,7 @@ import type {
   SubnetManager,
 } from "../mod.ts";
 import type { Annotations } from "./annotations.ts";
-import { KubeApiError, type KubeClient } from "./client.ts";
+import { KubeApiError, type KubeClient, WatchSilentError } from "./client.ts";
 import { NodeLeaseState } from "./_node_state.ts";
 import {
   annotationPatch,
@@ -42,9 +43,9 @@ export interface KubeSubnetManagerOptions {
   log: Logger;
   /** Delay between own-lease attempts (flannel polls every 3 s). */
   retryMs?: number;
-  /** Watch silence after which the stream is re-opened (default 150 s). */
+  /** Watch silence after which the stream is re-opened (default `watchTimeoutSeconds` + 5 s). */
   idleTimeoutMs?: number;
-  /** Server-side watch timeout in seconds (default 300-600 at random). */
+  /** Server-side watch timeout in seconds (default 30-39 at random). */
   watchTimeoutSeconds?: number;
   /** Reconnect backoff bounds (default 100 ms doubling to 5 s). */
   backoffMs?: { initial: number; max: number };
@@ -325,6 +326,15 @@ export class KubeSubnetManager implements SubnetManager {
           await sleep(backoff.next(), signal);
         } catch (err) {
           if (isAbort(err, signal)) return;
+          if (err instanceof WatchSilentError) {
+            // A dead connection (a live stream ends by itself sooner): watch again at once.
+            this.#log.info(
+              `Watch of nodes restarted from resourceVersion ${rv}: silent for ${
+                formatDuration(err.silentMs)
+              } (${err.message})`,
+            );
+            continue;
+          }
           if (err instanceof KubeApiError && err.gone) {
             this.#log.info(
               `Watch of nodes expired at resourceVersion ${rv} (410 Gone): re-listing`,

@@ -31,8 +31,10 @@ export interface CreateKubeSubnetManagerOptions {
   signal?: AbortSignal;
   /** In-cluster token and CA directory (tests). */
   serviceAccountDir?: string;
-  /** Watch silence before the stream is re-opened (tests; default 150 s). */
+  /** Watch silence before the stream is re-opened (tests; default watch timeout + 5 s). */
   idleTimeoutMs?: number;
+  /** Server-side watch timeout in seconds (tests; default 30-39 at random). */
+  watchTimeoutSeconds?: number;
   /** Delay between own-lease attempts (tests; default 3 s). */
   retryMs?: number;
 }
@@ -146,6 +148,7 @@ export async function createKubeSubnetManager(
       setNodeNetworkUnavailable: options.setNodeNetworkUnavailable ?? true,
       log,
       idleTimeoutMs: options.idleTimeoutMs,
+      watchTimeoutSeconds: options.watchTimeoutSeconds,
       retryMs: options.retryMs,
       onClose: () => client.close(),
     });

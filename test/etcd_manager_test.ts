@@ -307,6 +307,8 @@ Deno.test("EtcdSubnetManager logs an undecodable lease once and treats a bad ove
     abort.abort();
     client.close();
   }
+});
+
 const keyOf = (l: { subnet: Parameters<typeof formatIP4Net>[0] }) =>
   `${PREFIX}/subnets/${formatIP4Net(l.subnet).replace("/", "-")}`;
 

@@ -147,7 +147,6 @@ Deno.test("EtcdSubnetManager against a real etcd", async (t) => {
         /^OutOfSubnetsError: out of subnets: .* under \/other\/net\/subnets or widen/,
       );
     });
-
   } finally {
     client.close();
   }

@@ -7,7 +7,7 @@ import { describeError, type Logger } from "../util/log.ts";
  * failed subscription is logged once; the caller's periodic reconcile keeps working without it.
  */
 export async function forEachKernelEvent(
-  netlink: Netlink,
+  netlink: Pick<Netlink, "subscribe">,
   groups: readonly EventGroup[],
   log: Logger,
   signal: AbortSignal | undefined,

@@ -8,6 +8,7 @@ import { parseNetworkConfig } from "../subnet/config.ts";
 import { encodeLeaseAttrs } from "../subnet/lease_attrs.ts";
 import { parseIP4, parseIP4Net } from "../subnet/ip.ts";
 import { silentLogger } from "../util/log.ts";
+import { unservedMetrics } from "../util/metrics.ts";
 
 const config = parseNetworkConfig('{"Network":"10.100.0.0/16","Backend":{"Type":"host-gw"}}');
 const own = {
@@ -33,6 +34,7 @@ Deno.test("host-gw advertises BackendType host-gw and routes via the peer's publ
     subnetManager: manager,
     extIface: iface("192.168.1.10"),
     log: silentLogger,
+    metrics: unservedMetrics(),
     netlink: new FakeNetlink(),
   });
   const network = await backend.registerNetwork(config) as RouteNetwork;
@@ -50,6 +52,7 @@ Deno.test("host-gw refuses a public IP that differs from the interface IP (NAT)"
         subnetManager: new FakeSubnetManager(config, own),
         extIface: iface("203.0.113.5"),
         log: silentLogger,
+        metrics: unservedMetrics(),
         netlink: new FakeNetlink(),
       }),
     /your PublicIP differs from interface IP, meaning that probably you're on a NAT, which is not supported by host-gw backend/,

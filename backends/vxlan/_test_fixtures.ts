@@ -6,6 +6,7 @@ import { parseNetworkConfig } from "../../subnet/config.ts";
 import { parseIP4, parseIP4Net } from "../../subnet/ip.ts";
 import type { Lease, NetworkConfig } from "../../subnet/mod.ts";
 import { createLogger, type Logger } from "../../util/log.ts";
+import { unservedMetrics } from "../../util/metrics.ts";
 import type { BackendDeps } from "../mod.ts";
 
 export function vxlanConfig(backend: Record<string, unknown> = {}): NetworkConfig {
@@ -67,6 +68,7 @@ export async function world(config: NetworkConfig = vxlanConfig()): Promise<Worl
     subnetManager: manager,
     netlink: nl,
     log,
+    metrics: unservedMetrics(),
     extIface: {
       name: "eth0",
       index: eth0,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { encodeLeaseAttrs } from "../../subnet/lease_attrs.ts";
 import type { Lease } from "../../subnet/mod.ts";
-import { ROUTE_PROTOCOL } from "../route_network.ts";
+import { ROUTE_PROTOCOL } from "../mod.ts";
 import createVxlanBackend, { registerVxlanNetwork } from "./mod.ts";
 import type { VxlanNetwork } from "./network.ts";
 import { data, peerLease, until, vxlanConfig, type World, world } from "./_test_fixtures.ts";

@@ -1,7 +1,10 @@
 /**
- * flanneld entry point: parses flags, builds the real dependencies once, runs the agent, and owns
- * the process exit status. Permissions: network (etcd, health), read/write (subnet.env, TLS files,
- * procfs/sysfs), env (FLANNELD_*, NOTIFY_SOCKET), ffi (netlink, sd_notify), run (none yet).
+ * flanneld entry point: parses flags, builds the real dependencies once (subnet manager, netlink,
+ * firewall, metrics, health server), runs the agent, and owns the process exit status.
+ * Permissions: network (etcd or the Kubernetes API, health), read/write (subnet.env, TLS files,
+ * procfs/sysfs, /dev/net/tun), env (FLANNELD_*, NOTIFY_SOCKET, WATCHDOG_*, NODE_NAME and the
+ * other Kubernetes variables), ffi (netlink, the TUN device and udp data path, sd_notify), run
+ * (iptables/nftables, kubeconfig exec credential plugins).
  *
  *   deno run -A main.ts --etcd-endpoints=http://127.0.0.1:2379 --iface=eth0
  */

@@ -1,4 +1,4 @@
-/** Shared by the reconciling backends: the netlink change stream they repair from. */
+/** The reconcile loop's netlink change stream, which it repairs from. */
 import type { EventGroup, KernelEvent, Netlink } from "../kernel/netlink/types.ts";
 import { describeError, type Logger } from "../util/log.ts";
 

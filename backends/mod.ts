@@ -85,11 +85,6 @@ const registry: Record<string, () => Promise<{ default: BackendFactory }>> = {
   vxlan: () => import("./vxlan/mod.ts"),
 };
 
-/** The backend type names this build knows. */
-export function knownBackendTypes(): string[] {
-  return Object.keys(registry);
-}
-
 /** Loads the backend module for `type` (case-insensitive) and returns its factory. */
 export async function loadBackend(type: string): Promise<BackendFactory> {
   const load = registry[type.toLowerCase()];

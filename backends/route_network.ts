@@ -39,7 +39,7 @@ export interface RouteNetworkOptions {
 }
 
 /** Equality of the fields we set (the kernel fills in others, such as scope and metric). */
-export function sameRoute(a: Route, b: Route): boolean {
+function sameRoute(a: Route, b: Route): boolean {
   return a.dst === b.dst && a.gateway === b.gateway && a.index === b.index &&
     (a.table ?? 254) === (b.table ?? 254) && (a.type ?? "unicast") === (b.type ?? "unicast");
 }

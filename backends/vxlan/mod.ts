@@ -34,7 +34,7 @@ export interface VxlanBackendOptions {
   readonly reconcileIntervalMs?: number;
   /** Where sysctls live; default `/proc/sys`. */
   readonly procSys?: string;
-  /** Called after every reconcile pass (tests, benchmarks, metrics). */
+  /** Called after every reconcile pass (tests, benchmarks). */
   onReconciled?(stats: ReconcileStats): void;
 }
 

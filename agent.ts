@@ -19,7 +19,7 @@ import type { TrafficManager, TrafficMode } from "./kernel/firewall/mod.ts";
 import { runBlackholeRoutes } from "./kernel/blackhole.ts";
 import type { PreviousSubnets } from "./subnet/subnet_env.ts";
 import type { Health } from "./util/health.ts";
-import { metrics } from "./util/metrics.ts";
+import type { FlannelMetrics } from "./util/metrics.ts";
 import { sleep } from "./util/abort.ts";
 import { describeError, type Logger } from "./util/log.ts";
 
@@ -28,6 +28,8 @@ export interface AgentDeps {
   /** Kernel access handed to the backend. */
   readonly netlink: Netlink;
   readonly log: Logger;
+  /** Where the agent and its backend count what they do (served at `/metrics`). */
+  readonly metrics: FlannelMetrics;
   /** Chooses the external interface once the config (and so the IP stack) is known. */
   selectInterface(config: NetworkConfig): Promise<ExternalInterface>;
   loadBackend(type: string): Promise<BackendFactory>;
@@ -101,7 +103,7 @@ async function untilConfig(
  * both cases (exit 0); throws `AgentError` for failures that end the process with status 1.
  */
 export async function runAgent(deps: AgentDeps, opts: AgentOptions): Promise<void> {
-  const log = deps.log, signal = opts.signal;
+  const { log, metrics } = deps, signal = opts.signal;
   log.info(`Created subnet manager: ${deps.manager.name}`);
 
   const config = await untilConfig(deps, opts);
@@ -133,7 +135,13 @@ export async function runAgent(deps: AgentDeps, opts: AgentOptions): Promise<voi
   let backend: Backend;
   try {
     const factory = await deps.loadBackend(config.backendType);
-    backend = await factory({ subnetManager: deps.manager, netlink: deps.netlink, extIface, log });
+    backend = await factory({
+      subnetManager: deps.manager,
+      netlink: deps.netlink,
+      extIface,
+      log,
+      metrics,
+    });
   } catch (err) {
     throw new AgentError(`Error fetching backend: ${describeError(err)}`, { cause: err });
   }

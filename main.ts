@@ -1,8 +1,11 @@
 /**
- * flanneld entry point: parses flags, builds the real dependencies once, runs the agent, and owns
- * the process exit status. Permissions: network (etcd, health), read/write (subnet.env, TLS files,
- * procfs/sysfs), env (FLANNELD_*, NOTIFY_SOCKET, FLANNEL_ETCD_WATCH_CHECK_MS), ffi (netlink,
- * sd_notify), run (none yet).
+ * flanneld entry point: parses flags, builds the real dependencies once (subnet manager, netlink,
+ * firewall, metrics, health server), runs the agent, and owns the process exit status.
+ * Permissions: network (etcd or the Kubernetes API, health), read/write (subnet.env, TLS files,
+ * procfs/sysfs, /dev/net/tun), env (FLANNELD_*, NOTIFY_SOCKET, WATCHDOG_*,
+ * FLANNEL_ETCD_WATCH_CHECK_MS, NODE_NAME and the other Kubernetes variables), ffi (netlink, the
+ * TUN device and udp data path, sd_notify), run (iptables/nftables, kubeconfig exec credential
+ * plugins).
  *
  *   deno run -A main.ts --etcd-endpoints=http://127.0.0.1:2379 --iface=eth0
  */
@@ -26,7 +29,7 @@ import type { SubnetManager } from "./subnet/mod.ts";
 import { sdNotify } from "./util/sd_notify.ts";
 import { createTrafficManager } from "./kernel/firewall/mod.ts";
 import { Health, type HealthServer, startHealthServer } from "./util/health.ts";
-import { metrics, registry } from "./util/metrics.ts";
+import { createFlannelMetrics, type FlannelMetrics, Registry } from "./util/metrics.ts";
 import { runWatchdog } from "./util/watchdog.ts";
 import { createLogger, describeError, type Logger } from "./util/log.ts";
 import { VERSION } from "./version.ts";
@@ -68,7 +71,12 @@ function watchCheckMs(log: Logger): number | undefined {
 }
 
 /** The subnet manager the flags ask for: Kubernetes (`--kube-subnet-mgr`) or etcd (default). */
-async function createStore(o: Options, previous: PreviousSubnets, log: Logger): Promise<Store> {
+async function createStore(
+  o: Options,
+  previous: PreviousSubnets,
+  log: Logger,
+  metrics: FlannelMetrics,
+): Promise<Store> {
   if (o.kubeSubnetMgr) {
     // Loaded only in Kubernetes mode, so etcd mode pays nothing for it at start-up.
     const { createKubeSubnetManager } = await import("./subnet/kube/mod.ts");
@@ -97,10 +105,12 @@ async function createStore(o: Options, previous: PreviousSubnets, log: Logger): 
     password: o.etcdPassword,
     watchCheckMs: watchCheckMs(log),
     log,
+    metrics,
   });
   const manager = new EtcdSubnetManager(client, {
     prefix: o.etcdPrefix,
     log,
+    metrics,
     previousSubnet: previous.subnet,
     previousIPv6Subnet: previous.ipv6Subnet,
     renewMarginMinutes: o.subnetLeaseRenewMargin,
@@ -145,9 +155,13 @@ async function main(args: string[]): Promise<number> {
     if (NOT_IMPLEMENTED.has(name)) log.warn(`Flag --${name} is not implemented yet; ignoring it`);
   }
   const previous = await readPreviousSubnets(o.subnetFile, log);
+  // The one metric set, served at /metrics and handed down like the logger.
+  const registry = new Registry();
+  const metrics = createFlannelMetrics(registry);
+  metrics.buildInfo.set(1, { version: VERSION });
   let store: Store;
   try {
-    store = await createStore(o, previous, log);
+    store = await createStore(o, previous, log, metrics);
   } catch (err) {
     log.error(`Failed to create SubnetManager: ${describeError(err)}`);
     return 1;
@@ -166,7 +180,6 @@ async function main(args: string[]): Promise<number> {
   const root = new AbortController();
   // §0 step 7: the health server starts before anything can block.
   const health = new Health();
-  metrics.buildInfo.set(1, { version: VERSION });
   let server: HealthServer | undefined;
   if (o.healthzPort > 0) {
     try {
@@ -202,6 +215,7 @@ async function main(args: string[]): Promise<number> {
       manager,
       netlink,
       log,
+      metrics,
       selectInterface: async (config) =>
         selectExternalInterface(await hostInterfaces(), {
           iface: o.iface,

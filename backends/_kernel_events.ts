@@ -1,4 +1,4 @@
-/** Shared by the reconciling backends: the netlink change stream they repair from. */
+/** The reconcile loop's netlink change stream, which it repairs from. */
 import type { EventGroup, KernelEvent, Netlink } from "../kernel/netlink/types.ts";
 import { describeError, type Logger } from "../util/log.ts";
 
@@ -7,7 +7,7 @@ import { describeError, type Logger } from "../util/log.ts";
  * failed subscription is logged once; the caller's periodic reconcile keeps working without it.
  */
 export async function forEachKernelEvent(
-  netlink: Netlink,
+  netlink: Pick<Netlink, "subscribe">,
   groups: readonly EventGroup[],
   log: Logger,
   signal: AbortSignal | undefined,

@@ -30,6 +30,7 @@ export default function createHostGwBackend(deps: BackendDeps): Backend {
         manager: deps.subnetManager,
         netlink: deps.netlink,
         log: deps.log,
+        metrics: deps.metrics,
         config,
         backendType: BACKEND_TYPE,
         lease,

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import createHostGwBackend from "./host_gw.ts";
 import type { ExternalInterface } from "./mod.ts";
-import { ROUTE_PROTOCOL, type RouteNetwork } from "./route_network.ts";
+import { ROUTE_PROTOCOL } from "./mod.ts";
+import type { RouteNetwork } from "./route_network.ts";
 import { eventually } from "../test/eventually.ts";
 import type { Lease } from "../subnet/mod.ts";
 import { FakeNetlink } from "../test/fakes/netlink.ts";
@@ -10,6 +11,7 @@ import { parseNetworkConfig } from "../subnet/config.ts";
 import { encodeLeaseAttrs } from "../subnet/lease_attrs.ts";
 import { parseIP4, parseIP4Net } from "../subnet/ip.ts";
 import { silentLogger } from "../util/log.ts";
+import { unservedMetrics } from "../util/metrics.ts";
 
 const config = parseNetworkConfig('{"Network":"10.100.0.0/16","Backend":{"Type":"host-gw"}}');
 const own = {
@@ -46,6 +48,7 @@ Deno.test("host-gw advertises BackendType host-gw and routes via the peer's publ
     subnetManager: manager,
     extIface: iface("192.168.1.10", eth0.index),
     log: silentLogger,
+    metrics: unservedMetrics(),
     netlink,
   });
   const network = await backend.registerNetwork(config) as RouteNetwork;
@@ -83,6 +86,7 @@ Deno.test("host-gw refuses a public IP that differs from the interface IP (NAT)"
         subnetManager: new FakeSubnetManager(config, own),
         extIface: iface("203.0.113.5"),
         log: silentLogger,
+        metrics: unservedMetrics(),
         netlink: new FakeNetlink(),
       }),
     /your PublicIP differs from interface IP, meaning that probably you're on a NAT, which is not supported by host-gw backend/,

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
-import { ROUTE_PROTOCOL, RouteNetwork } from "./route_network.ts";
+import { ROUTE_PROTOCOL } from "./mod.ts";
+import { RouteNetwork } from "./route_network.ts";
 import { FakeNetlink } from "../test/fakes/netlink.ts";
 import { FakeSubnetManager } from "../test/fakes/subnet_manager.ts";
 import { formatIP4, formatIP4Net, parseIP4, parseIP4Net } from "../subnet/ip.ts";
 import type { Lease } from "../subnet/mod.ts";
 import { parseNetworkConfig } from "../subnet/config.ts";
+import { unservedMetrics } from "../util/metrics.ts";
 import { hostileLeases } from "../test/hostile_leases.ts";
 import { recordingLogger } from "../test/recording_logger.ts";
 import { eventually } from "../test/eventually.ts";
@@ -31,6 +33,7 @@ function setup(reconcileIntervalMs = 60_000, eventQueueLimit?: number) {
     manager,
     netlink,
     log,
+    metrics: unservedMetrics(),
     config,
     backendType: "host-gw",
     lease: own,
@@ -225,7 +228,7 @@ Deno.test("RouteNetwork programs no hostile lease and logs each once", async (t)
       s.manager.push({ snapshot: [c.lease] });
       await s.passesAfter(1);
       assert.deepEqual(await s.routes(), []);
-      assert.deepEqual(s.network.desiredRoutes, []);
+      assert.deepEqual([...s.network.desired.values()], []);
       const warnings = s.log.lines.filter((l) => /^[WE] /.test(l));
       assert.equal(warnings.length, 1, warnings.join("\n").slice(0, 2000));
       assert.ok(warnings[0].startsWith(`W Ignoring the lease of ${c.lease.source} for `));

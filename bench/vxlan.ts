@@ -131,6 +131,7 @@ async function peersChild(): Promise<void> {
   const { parseNetworkConfig } = await import("../subnet/config.ts");
   const { parseIP4, parseIP4Net } = await import("../subnet/ip.ts");
   const { silentLogger } = await import("../util/log.ts");
+  const { unservedMetrics } = await import("../util/metrics.ts");
 
   await run("ip", "link", "set", "lo", "up");
   // A port-less bridge stands in for the underlay NIC (kernels without CONFIG_DUMMY exist).
@@ -184,6 +185,7 @@ async function peersChild(): Promise<void> {
       subnetManager: manager,
       netlink,
       log: silentLogger,
+      metrics: unservedMetrics(),
       extIface: {
         name: "eth0",
         index: eth0.index,

@@ -26,6 +26,8 @@ function option(name: string, fallback: string): string {
 const MINUTES = Number(option("minutes", "3"));
 const BITRATE = option("bitrate", "200M");
 const BACKENDS = option("backends", "host-gw,vxlan,udp").split(",");
+/** `--agent-v8-flags F`: V8 flags for the agents (e.g. `--expose-gc`, to tell a leak from lazy GC). */
+const AGENT_V8 = option("agent-v8-flags", "");
 if (!(MINUTES >= 1)) {
   console.error(`--minutes must be at least 1 (got "${option("minutes", "")}")`);
   Deno.exit(2);
@@ -155,6 +157,8 @@ function startIperf(b: Bed, seconds: number): void {
     try {
       for (let attempt = 0;; attempt++) {
         const r = await sh([
+          "timeout",
+          String(seconds + 60),
           "iperf3",
           "-c",
           c.pods[0].ip,
@@ -214,7 +218,10 @@ try {
       atMinute1: new Map(),
     };
     beds.push(b);
-    await bed.startAgents();
+    const denoArgs = AGENT_V8 ? [`--v8-flags=${AGENT_V8}`] : [];
+    await Promise.all(
+      bed.hosts.map((h) => h.startAgent([], { denoArgs }).waitFor(/Wrote subnet file/, 30_000)),
+    );
     for (const h of bed.hosts) await h.addPod();
   }
   const stop = new AbortController();
@@ -250,6 +257,8 @@ try {
   await sleepUntil(RUN_MS);
   stop.abort();
   await Promise.all(churning);
+  // The streams end on their own (-t); wait for them before stopping the agents under them.
+  await Promise.all(beds.map((b) => b.iperf));
   const ends = new Map<Host, Sample | undefined>();
   for (const b of beds) for (const h of b.bed.hosts) ends.set(h, sample(h.agent!.pid));
   const exits = new Map<Host, string>();

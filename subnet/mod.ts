@@ -1,7 +1,7 @@
 /**
  * Who owns which subnet: the types every subnet manager and backend share, and the
- * `SubnetManager` seam. Concrete managers live in `subnet/etcd/` (and later `subnet/kube/`);
- * backends import only these types.
+ * `SubnetManager` seam. The managers live in `subnet/etcd/` and `subnet/kube/`; backends import
+ * only these types.
  */
 import type { IP4Net, IP6Net } from "./ip.ts";
 
@@ -91,8 +91,9 @@ export interface SubnetManager {
   /** All leases: a snapshot first, then events; re-lists when it falls behind; ends on abort. */
   watchLeases(options?: SignalOptions): AsyncIterable<LeaseWatchResult>;
   /**
-   * Holds the own lease until aborted (etcd: renewal). Resolves on abort; rejects with
-   * `LeaseRevokedError` when the lease is deleted out from under us.
+   * Holds the own lease until aborted. This is where the etcd manager renews it,
+   * `--subnet-lease-renew-margin` minutes before it expires (the timing is `renew.ts`). Resolves
+   * on abort; rejects with `LeaseRevokedError` when the lease is deleted out from under us.
    */
   completeLease(lease: Lease, options?: SignalOptions): Promise<void>;
   /**

@@ -2,6 +2,7 @@
  * `runAgent()` with fakes for every dependency: on shutdown and on revocation it returns only
  * once every loop it started has ended, so `main.ts` never closes netlink under one of them.
  */
+import { unservedMetrics } from "../util/metrics.ts";
 import assert from "node:assert/strict";
 import { runAgent } from "../agent.ts";
 import createAllocBackend from "../backends/alloc.ts";
@@ -50,6 +51,7 @@ function start(manager = new FakeSubnetManager(config, own)) {
     manager,
     netlink,
     log,
+    metrics: unservedMetrics(),
     selectInterface: () =>
       Promise.resolve({
         name: "eth0",

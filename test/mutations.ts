@@ -247,8 +247,8 @@ export const mutations: readonly Mutation[] = [
   {
     behaviour: "vxlan sweeps only once the lease list is known",
     file: "backends/vxlan/network.ts",
-    find: "if (this.#synced) deleted += await this.#sweep(routes, neighs, fdbs);",
-    replace: "deleted += await this.#sweep(routes, neighs, fdbs);",
+    find: "if (pass.synced) await this.#removeStale(kernel, pass);",
+    replace: "await this.#removeStale(kernel, pass);",
     tests: VXLAN,
   },
   {

@@ -7,6 +7,7 @@ import { parseNetworkConfig } from "../subnet/config.ts";
 import { parseIP4, parseIP4Net } from "../subnet/ip.ts";
 import type { Lease, NetworkConfig } from "../subnet/mod.ts";
 import type { BackendDeps } from "../backends/mod.ts";
+import { unservedMetrics } from "../util/metrics.ts";
 
 export function vxlanConfig(backend: Record<string, unknown> = {}): NetworkConfig {
   return parseNetworkConfig(JSON.stringify({
@@ -59,6 +60,7 @@ export async function world(config: NetworkConfig = vxlanConfig()): Promise<Worl
     subnetManager: manager,
     netlink: nl,
     log,
+    metrics: unservedMetrics(),
     extIface: {
       name: "eth0",
       index: eth0,

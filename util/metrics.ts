@@ -1,7 +1,8 @@
 /**
  * A tiny Prometheus registry (text exposition format 0.0.4): counters, gauges and histograms
- * with labels, and flanneld's own metrics as ready-made handles ({@link metrics}). Served at
- * `/metrics` by `util/health.ts`.
+ * with labels, and flanneld's own metrics as ready-made handles ({@link createFlannelMetrics}).
+ * There is no process-wide instance: `main.ts` builds one registry and its handles and passes
+ * them down like the logger (the registry to `util/health.ts`, which serves it at `/metrics`).
  */
 
 export type Labels = Readonly<Record<string, string>>;
@@ -256,15 +257,15 @@ export interface FlannelMetrics {
   readonly peersKnown: Gauge;
   /** Peers whose data path (routes, neighbours, FDB) is programmed. */
   readonly peersProgrammed: Gauge;
-  /** Reconcile passes per `kind` (`route`, `neigh`, `fdb`, `iptables`, `nftables`, `blackhole`). */
+  /** Reconcile passes per `kind`: the backend's (`route` for host-gw, `vxlan`, `udp`). */
   readonly reconcileRuns: Counter;
-  /** Failed reconcile passes per `kind`. */
+  /** Failed reconcile passes per `kind`, plus one per peer a pass could not program. */
   readonly reconcileErrors: Counter;
   /** Duration of reconcile passes per `kind`, in seconds. */
   readonly reconcileDuration: Histogram;
   /** Watch streams re-established, per `source` (`etcd`, `kube`, `netlink`). */
   readonly watchReconnects: Counter;
-  /** Kernel objects put back by self-healing, per `kind` (`route`, `neigh`, `fdb`, `iptables`, ...). */
+  /** Kernel objects put back by self-healing, per `kind` (a backend's, `iptables`, `blackhole`…). */
   readonly kernelObjectsRestored: Counter;
   /** Packets through the udp backend, `direction` = `tx` (to a peer) | `rx` (from a peer). */
   readonly udpPackets: Counter;
@@ -335,8 +336,7 @@ export function createFlannelMetrics(registry: Registry): FlannelMetrics {
   };
 }
 
-/** The process-wide registry served at `/metrics`. */
-export const registry: Registry = new Registry();
-
-/** flanneld's metric handles in {@link registry}. */
-export const metrics: FlannelMetrics = createFlannelMetrics(registry);
+/** Handles in a registry of their own that nobody serves: for parts run without metrics. */
+export function unservedMetrics(): FlannelMetrics {
+  return createFlannelMetrics(new Registry());
+}

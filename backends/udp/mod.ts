@@ -19,8 +19,7 @@ import { getFold } from "../../subnet/json.ts";
 import type { NetworkConfig, SignalOptions } from "../../subnet/mod.ts";
 import { describeError, type Logger } from "../../util/log.ts";
 import { quote } from "../../util/quote.ts";
-import type { Backend, BackendDeps, Network } from "../mod.ts";
-import { ROUTE_PROTOCOL } from "../route_network.ts";
+import { type Backend, type BackendDeps, type Network, ROUTE_PROTOCOL } from "../mod.ts";
 import { UdpNetwork } from "./network.ts";
 
 /** flannel's default `Port`. */
@@ -43,7 +42,7 @@ export function parsePort(backend: Readonly<Record<string, unknown>>): number {
 }
 
 export default function createUdpBackend(deps: BackendDeps): Backend {
-  const { extIface, netlink, log } = deps;
+  const { extIface, netlink, log, metrics } = deps;
   return {
     async registerNetwork(config: NetworkConfig, options?: SignalOptions): Promise<Network> {
       const port = parsePort(config.backend);
@@ -94,6 +93,7 @@ export default function createUdpBackend(deps: BackendDeps): Backend {
           manager: deps.subnetManager,
           netlink,
           log,
+          metrics,
           config,
           lease,
           mtu,

@@ -1,29 +1,23 @@
 /**
- * The udp backend's network (REFERENCE §6.4): runs the data path, keeps the peer table in step
- * with lease events, logs drops at most once per reason per interval, and puts the overlay route
- * back if someone deletes it.
+ * The udp backend's network (REFERENCE §6.4): the reconcile loop (`../reconcile_loop.ts`) with the
+ * peer table as its policy ({@link UdpPeerPolicy}: every change and every 10 s, publish the table
+ * to the data path if it changed and put the overlay route back if someone deleted it), around the
+ * data path itself, whose drops are logged at most once per reason per 10 s.
  */
 import type { Netlink, Route } from "../../kernel/netlink/types.ts";
 import { formatIP4, formatIP4Net } from "../../subnet/ip.ts";
-import { subnetKeyOf } from "../../subnet/lease_watcher.ts";
-import type {
-  Lease,
-  LeaseEvent,
-  NetworkConfig,
-  SignalOptions,
-  SubnetManager,
-} from "../../subnet/mod.ts";
-import { metrics } from "../../util/metrics.ts";
+import type { Lease, NetworkConfig, SignalOptions, SubnetManager } from "../../subnet/mod.ts";
+import type { FlannelMetrics } from "../../util/metrics.ts";
 import { sleep } from "../../util/abort.ts";
 import { describeError, type Logger } from "../../util/log.ts";
-import type { Network } from "../mod.ts";
 import { LeaseIntake } from "../_lease_intake.ts";
+import { type Pass, ReconcileLoop, type ReconcilePolicy } from "../reconcile_loop.ts";
 import { DataPath } from "./datapath.ts";
 import { type Peer, PeerTable } from "./peers.ts";
 import { readStats, S, type UdpStats } from "./stats.ts";
 
-/** At most one log line per drop reason per interval; also how often the route is checked. */
-export const HOUSEKEEPING_INTERVAL_MS = 10_000;
+/** At most one log line per drop reason per this long. */
+const DROP_REPORT_MS = 10_000;
 /** How often the drop counters are looked at. */
 const DROP_CHECK_MS = 1000;
 
@@ -31,6 +25,7 @@ export interface UdpNetworkOptions {
   readonly manager: SubnetManager;
   readonly netlink: Netlink;
   readonly log: Logger;
+  readonly metrics: FlannelMetrics;
   /** The network config peers' subnets must fit. */
   readonly config: NetworkConfig;
   readonly lease: Lease;
@@ -46,7 +41,6 @@ export interface UdpNetworkOptions {
   readonly route: Route;
   /** Packets per system call (default 64). */
   readonly batch?: number;
-  readonly housekeepingIntervalMs?: number;
 }
 
 /** The udp backend's lease intake; flannel's udp leases carry no BackendType. */
@@ -54,24 +48,71 @@ export function udpLeaseIntake(config: NetworkConfig, own: Lease, log: Logger): 
   return new LeaseIntake({ config, own, backendTypes: ["udp", ""], log });
 }
 
-/** Applies a batch of (usable) lease events to the peer map. */
-export function applyLeaseEvents(
-  peers: Map<string, Peer>,
-  batch: readonly LeaseEvent[],
-  port: number,
-  log: Logger,
-): void {
-  for (const { type, lease } of batch) {
-    if (!lease.enableIPv4) continue;
-    const key = subnetKeyOf(lease);
-    const dst = formatIP4Net(lease.subnet);
-    if (type === "removed") {
-      if (peers.delete(key)) log.info(`Subnet removed: ${dst}`);
-      continue;
-    }
+export interface UdpPeerPolicyOptions {
+  readonly netlink: Pick<Netlink, "routes" | "routeReplace">;
+  readonly log: Logger;
+  /** Where the data path reads its peers. */
+  readonly table: PeerTable;
+  readonly port: number;
+  /** `<Network> dev flannel0` and the device's name. */
+  readonly route: Route;
+  readonly device: string;
+}
+
+/** Keys of the two things besides peers a pass can fail at. */
+const TABLE = "peer table", ROUTE = "overlay route";
+
+/** A peer per IPv4 lease, published whole; the overlay route checked on every sweep. */
+export class UdpPeerPolicy implements ReconcilePolicy<Peer> {
+  readonly kind = "udp";
+  readonly name = "udp";
+  /** No kernel events: the sweep (after every batch and every 10 s) checks the route. */
+  readonly eventGroups = [] as const;
+  readonly #o: UdpPeerPolicyOptions;
+  #published: readonly Peer[] = [];
+
+  constructor(options: UdpPeerPolicyOptions) {
+    this.#o = options;
+  }
+
+  desire(lease: Lease): Peer | undefined {
+    if (!lease.enableIPv4) return undefined;
+    const { port } = this.#o;
     const ip = lease.attrs.publicIP >>> 0;
-    peers.set(key, { net: lease.subnet.ip >>> 0, prefix: lease.subnet.prefix, publicIP: ip, port });
-    log.info(`Subnet added: ${dst} via ${formatIP4(ip)}:${port}`);
+    this.#o.log.info(`Subnet added: ${formatIP4Net(lease.subnet)} via ${formatIP4(ip)}:${port}`);
+    return { net: lease.subnet.ip >>> 0, prefix: lease.subnet.prefix, publicIP: ip, port };
+  }
+
+  async sweep(pass: Pass<Peer>): Promise<void> {
+    await this.#ensureRoute(pass);
+    const peers = [...pass.desired.values()];
+    if (
+      peers.length === this.#published.length && peers.every((p, i) => p === this.#published[i])
+    ) {
+      return;
+    }
+    try {
+      this.#o.table.publish(peers);
+      this.#published = peers;
+      pass.ok(TABLE);
+    } catch (err) {
+      pass.fail(TABLE, describeError(err));
+    }
+  }
+
+  async #ensureRoute(pass: Pass<Peer>): Promise<void> {
+    const { netlink, route, log, device } = this.#o;
+    try {
+      const have = await netlink.routes({ family: 4, dst: route.dst });
+      if (!have.some((r) => r.index === route.index)) {
+        await netlink.routeReplace(route);
+        pass.wrote();
+        log.info(`Route ${route.dst} dev ${device} restored`);
+      }
+      pass.ok(ROUTE);
+    } catch (err) {
+      pass.fail(ROUTE, `Cannot restore route ${route.dst} dev ${device}: ${describeError(err)}`);
+    }
   }
 }
 
@@ -97,43 +138,30 @@ const dropReasons: [slot: number, what: string, last?: number][] = [
   [S.internalErrors, "unexpected data-path errors"],
 ];
 
-export class UdpNetwork implements Network {
-  readonly lease: Lease;
-  readonly mtu: number;
+/** The reconcile loop with {@link UdpPeerPolicy}, around the data path. */
+export class UdpNetwork extends ReconcileLoop<Peer> {
   readonly #o: UdpNetworkOptions;
-  readonly #table = new PeerTable();
-  readonly #peers = new Map<string, Peer>();
+  readonly #table: PeerTable;
+  readonly #intake: LeaseIntake;
   readonly #logged = new Float64Array(64);
   readonly #loggedAt = new Map<number, number>();
-  #intake?: LeaseIntake;
   #exported?: UdpStats;
   #dp?: DataPath;
 
   constructor(options: UdpNetworkOptions) {
+    const { config, lease, log, tun } = options;
+    const table = new PeerTable();
+    const intake = udpLeaseIntake(config, lease, log);
+    const policy = new UdpPeerPolicy({ ...options, table, device: tun.name });
+    super({ ...options, intake, policy });
     this.#o = options;
-    this.lease = options.lease;
-    this.mtu = options.mtu;
+    this.#table = table;
+    this.#intake = intake;
   }
 
-  /** The TUN device's name (`flannel0`). */
-  get device(): string {
-    return this.#o.tun.name;
-  }
-
-  /** The current peers (tests, metrics). */
-  get peers(): Peer[] {
-    return [...this.#peers.values()];
-  }
-
-  /** Data-path counters: packets in/out, drops by reason. */
-  stats(): UdpStats {
-    const s = this.#dp?.stats ?? new Float64Array(64);
-    return readStats(s, this.#intake?.refused ?? 0);
-  }
-
-  async run(options?: SignalOptions): Promise<void> {
+  /** Starts the data path, runs the loop and the drop reports, then closes the devices. */
+  override async run(options?: SignalOptions): Promise<void> {
     const o = this.#o;
-    const signal = options?.signal;
     try {
       this.#dp = await DataPath.start({
         tunFd: o.tun.fd,
@@ -144,7 +172,7 @@ export class UdpNetwork implements Network {
         log: o.log,
         batch: o.batch,
       });
-      await Promise.all([this.#watchLeases(signal), this.#housekeeping(signal)]);
+      await Promise.all([super.run(options), this.#housekeeping(options?.signal)]);
     } finally {
       await this.#dp?.stop();
       o.udp.close();
@@ -152,37 +180,23 @@ export class UdpNetwork implements Network {
     }
   }
 
-  async #watchLeases(signal?: AbortSignal): Promise<void> {
-    const o = this.#o;
-    const intake = this.#intake = udpLeaseIntake(o.config, this.lease, o.log);
-    for await (const result of o.manager.watchLeases({ signal })) {
-      const batch = intake.apply(result);
-      if (batch.length === 0) continue;
-      applyLeaseEvents(this.#peers, batch, o.port, o.log);
-      try {
-        this.#table.publish([...this.#peers.values()]);
-      } catch (err) {
-        o.log.error(describeError(err));
-      }
-    }
+  /** Data-path counters: packets in/out, drops by reason. */
+  #stats(): UdpStats {
+    const s = this.#dp?.stats ?? new Float64Array(64);
+    return readStats(s, this.#intake.refused);
   }
 
   async #housekeeping(signal?: AbortSignal): Promise<void> {
-    const interval = this.#o.housekeepingIntervalMs ?? HOUSEKEEPING_INTERVAL_MS;
-    let lastRouteCheck = Date.now();
     while (await sleep(DROP_CHECK_MS, signal)) {
-      this.#logDrops(interval);
+      this.#logDrops();
       this.#exportMetrics();
-      if (Date.now() - lastRouteCheck >= interval) {
-        lastRouteCheck = Date.now();
-        await this.#ensureRoute();
-      }
     }
   }
 
-  /** Adds what the data path counted since the last call to the process metrics. */
+  /** Adds what the data path counted since the last call to the metrics. */
   #exportMetrics(): void {
-    const now = this.stats();
+    const { metrics } = this.#o;
+    const now = this.#stats();
     const was = this.#exported;
     this.#exported = now;
     metrics.udpPackets.inc({ direction: "rx" }, Math.max(0, now.packetsIn - (was?.packetsIn ?? 0)));
@@ -194,18 +208,16 @@ export class UdpNetwork implements Network {
       const before = was?.drops[reason as keyof typeof now.drops] ?? 0;
       if (n > before) metrics.udpDrops.inc({ reason }, n - before);
     }
-    metrics.peersKnown.set(this.#peers.size);
-    metrics.peersProgrammed.set(this.#peers.size);
   }
 
-  /** One line per drop reason at most every `interval`; the first drop is logged within 1 s. */
-  #logDrops(interval: number): void {
+  /** One line per drop reason at most every 10 s; the first drop is logged within 1 s. */
+  #logDrops(): void {
     const s = this.#dp?.stats;
     if (!s) return;
     const now = Date.now();
     for (const [slot, what, last] of dropReasons) {
       const delta = s[slot] - this.#logged[slot];
-      if (delta <= 0 || now - (this.#loggedAt.get(slot) ?? -Infinity) < interval) continue;
+      if (delta <= 0 || now - (this.#loggedAt.get(slot) ?? -Infinity) < DROP_REPORT_MS) continue;
       this.#logged[slot] = s[slot];
       this.#loggedAt.set(slot, now);
       let detail = "";
@@ -215,18 +227,6 @@ export class UdpNetwork implements Network {
           : ` (last ${formatIP4(s[last])})`;
       }
       this.#o.log.warn(`udp: dropped ${delta} ${what} since the last report${detail}`);
-    }
-  }
-
-  async #ensureRoute(): Promise<void> {
-    const { netlink, route, log } = this.#o;
-    try {
-      const have = await netlink.routes({ family: 4, dst: route.dst });
-      if (have.some((r) => r.index === route.index)) return;
-      await netlink.routeReplace(route);
-      log.info(`Route ${route.dst} dev ${this.#o.tun.name} restored`);
-    } catch (err) {
-      log.error(`Cannot restore route ${route.dst} dev ${this.#o.tun.name}: ${describeError(err)}`);
     }
   }
 }

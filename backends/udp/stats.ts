@@ -71,7 +71,7 @@ export interface UdpDrops {
   readonly internalError: number;
 }
 
-/** What `UdpNetwork.stats()` returns. */
+/** The data-path counters `UdpNetwork` reads, as numbers. */
 export interface UdpStats {
   /** Datagrams received from peers, and the packets of them written into the TUN device. */
   readonly packetsIn: number;

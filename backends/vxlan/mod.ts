@@ -14,7 +14,8 @@ import type { Backend, BackendDeps, Network } from "../mod.ts";
 import { encodeBackendData, parseMac, randomMac } from "./backend_data.ts";
 import { describeVxlanConfig, parseVxlanConfig } from "./config.ts";
 import { VxlanDevice } from "./device.ts";
-import { BACKEND_TYPE, VxlanNetwork, type VxlanReconcileStats } from "./network.ts";
+import type { ReconcileStats } from "../reconcile_loop.ts";
+import { BACKEND_TYPE, VxlanNetwork } from "./network.ts";
 
 export { BACKEND_TYPE } from "./network.ts";
 
@@ -33,8 +34,8 @@ export interface VxlanBackendOptions {
   readonly reconcileIntervalMs?: number;
   /** Where sysctls live; default `/proc/sys`. */
   readonly procSys?: string;
-  /** Called after every reconcile pass (tests, benchmarks, metrics). */
-  onReconciled?(stats: VxlanReconcileStats): void;
+  /** Called after every reconcile pass (tests, benchmarks). */
+  onReconciled?(stats: ReconcileStats): void;
 }
 
 /** The VTEP MAC: the existing device's, else the datastore's, else a fresh random one. */
@@ -74,7 +75,7 @@ export async function registerVxlanNetwork(
   config: NetworkConfig,
   options: SignalOptions & VxlanBackendOptions = {},
 ): Promise<VxlanNetwork> {
-  const { extIface, log, netlink, subnetManager } = deps;
+  const { extIface, log, metrics, netlink, subnetManager } = deps;
   const cfg = parseVxlanConfig(config.backend);
   log.info(describeVxlanConfig(cfg));
   if (config.enableIPv6) {
@@ -151,6 +152,7 @@ export async function registerVxlanNetwork(
     manager: subnetManager,
     netlink,
     log,
+    metrics,
     config,
     lease,
     mtu,

@@ -1,32 +1,30 @@
 /**
- * The vxlan network's data-path loop (REFERENCE §6.3, plus self-healing): a desired-state table
- * of peers (one per remote vxlan lease), applied to the kernel with idempotent replace
- * operations after every lease batch, every 10 s, after a failure (backoff from 100 ms) and as
- * soon as the kernel reports that something we want was deleted or changed, the device included.
+ * The vxlan network (REFERENCE §6.3, plus self-healing): the reconcile loop
+ * (`../reconcile_loop.ts`) with a peer per remote vxlan lease as its policy. Every change runs
+ * the full sweep, which compares before it writes.
  *
- * A pass first makes sure the device exists, is up and carries its address (recreating it if it
- * was deleted: the kernel then dropped every neighbour, FDB entry and route through it, and the
- * pass re-programs them all); then dumps routes (our protocol), neighbours and FDB entries once
+ * The sweep first makes sure the device exists, is up and carries its address (recreating it if
+ * it was deleted: the kernel then dropped every neighbour, FDB entry and route through it, and the
+ * sweep re-programs them all); then dumps routes (our protocol), neighbours and FDB entries once
  * and writes only what is missing or different, per peer in flannel's order (neighbour, FDB,
  * route), undoing the peer's writes when a later step fails. Once the lease list is known it
  * removes what matches no peer: our routes, and permanent neighbour/FDB entries on the device
  * (which covers a removed peer and the stale entries of a peer's old MAC).
  */
-import type { Fdb, KernelEvent, Netlink, Route } from "../../kernel/netlink/types.ts";
-import { NotFoundError } from "../../kernel/netlink/errors.ts";
-import { formatIP4, formatIP4Net } from "../../subnet/ip.ts";
-import type {
-  Lease,
-  LeaseEvent,
-  NetworkConfig,
-  SignalOptions,
-  SubnetManager,
-} from "../../subnet/mod.ts";
-import { clip } from "../../util/quote.ts";
-import { Backoff, sleep } from "../../util/abort.ts";
+import type { Fdb, KernelEvent, Neigh, Netlink, Route } from "../../kernel/netlink/types.ts";
+import type { Lease, NetworkConfig, SubnetManager } from "../../subnet/mod.ts";
 import { describeError, type Logger } from "../../util/log.ts";
-import type { Network } from "../mod.ts";
-import { RECONCILE_INTERVAL_MS, ROUTE_PROTOCOL } from "../route_network.ts";
+import type { FlannelMetrics } from "../../util/metrics.ts";
+import { LeaseIntake } from "../_lease_intake.ts";
+import { ROUTE_PROTOCOL } from "../mod.ts";
+import {
+  type Concern,
+  type Pass,
+  ReconcileLoop,
+  type ReconcilePolicy,
+  type ReconcileStats,
+  type ReconcileView,
+} from "../reconcile_loop.ts";
 import type { VxlanDevice } from "./device.ts";
 import {
   fdbFor,
@@ -39,9 +37,6 @@ import {
   sameNeighAs,
   sameRouteAs,
 } from "./peers.ts";
-import { metrics } from "../../util/metrics.ts";
-import { forEachKernelEvent } from "../_kernel_events.ts";
-import { LeaseIntake } from "../_lease_intake.ts";
 
 /** The wire name of this backend in leases and configs. */
 export const BACKEND_TYPE = "vxlan";
@@ -50,6 +45,7 @@ export interface VxlanNetworkOptions {
   readonly manager: SubnetManager;
   readonly netlink: Netlink;
   readonly log: Logger;
+  readonly metrics: FlannelMetrics;
   /** The network config peers' subnets must fit. */
   readonly config: NetworkConfig;
   readonly lease: Lease;
@@ -57,140 +53,82 @@ export interface VxlanNetworkOptions {
   readonly device: VxlanDevice;
   readonly vni: number;
   readonly directRouting: boolean;
+  /** The device's index when the network is built. */
+  readonly devIndex?: number;
   readonly reconcileIntervalMs?: number;
-  /** Called after every reconcile pass (tests, metrics). */
-  onReconciled?(stats: VxlanReconcileStats): void;
-}
-
-export interface VxlanReconcileStats {
-  /** Kernel objects written (neighbour, FDB entry, route). */
-  readonly written: number;
-  readonly deleted: number;
-  /** Peers whose programming failed (and was rolled back). */
-  readonly failed: number;
+  /** Called after every reconcile pass (tests, benchmarks). */
+  onReconciled?(stats: ReconcileStats): void;
 }
 
 const ZERO_MAC = "00:00:00:00:00:00";
 
-function describeLease(l: Lease): string {
-  return `${formatIP4Net(l.subnet)} (PublicIP ${formatIP4(l.attrs.publicIP)}, BackendData ${
-    l.attrs.backendData === undefined ? "none" : clip(l.attrs.backendData)
-  })`;
-}
-
-export class VxlanNetwork implements Network {
-  readonly lease: Lease;
-  readonly mtu: number;
-  readonly #o: VxlanNetworkOptions;
-  /** Desired peers by subnet (`"10.244.2.0/24"`). */
-  readonly #peers = new Map<string, Peer>();
-  /** Tunnel peers by subnet network address and by VTEP MAC, for kernel-event lookups. */
-  #byGateway = new Map<string, Peer>();
-  #byMac = new Map<string, Peer>();
-  /** Peers whose last programming failed, with the error text (logged once per change). */
-  readonly #failing = new Map<string, string>();
-  /** Peers programmed completely at least once (a later fix is logged as a restoration). */
-  readonly #installed = new Set<string>();
-  #devIndex?: number;
-  #synced = false;
-  #pending?: Promise<void>;
-  #dirty = false;
-  #passError?: string;
-  readonly #backoff = new Backoff(100, 10_000);
-  #retryTimer?: ReturnType<typeof setTimeout>;
-  #signal?: AbortSignal;
-
-  constructor(options: VxlanNetworkOptions & { readonly devIndex?: number }) {
-    this.#o = options;
-    this.lease = options.lease;
-    this.mtu = options.mtu;
-    this.#devIndex = options.devIndex;
-  }
-
-  /** The peers this network wants programmed (tests, metrics). */
-  get peers(): Peer[] {
-    return [...this.#peers.values()];
-  }
-
-  async run(options?: SignalOptions): Promise<void> {
-    const signal = options?.signal;
-    this.#signal = signal;
-    const stopRetry = () => clearTimeout(this.#retryTimer);
-    signal?.addEventListener("abort", stopRetry, { once: true });
-    try {
-      await Promise.all([
-        this.#watchKernel(signal),
-        this.#periodic(signal),
-        this.#watchLeases(signal),
-      ]);
-    } finally {
-      signal?.removeEventListener("abort", stopRetry);
-      stopRetry();
-      await this.#pending;
-    }
-  }
-
-  async #watchLeases(signal?: AbortSignal): Promise<void> {
-    const { config, log, vni } = this.#o;
+/** The reconcile loop with {@link VxlanPolicy}. */
+export class VxlanNetwork extends ReconcileLoop<Peer> {
+  constructor(options: VxlanNetworkOptions) {
+    const { config, lease, log, vni } = options;
     const intake = new LeaseIntake({
       config,
-      own: this.lease,
+      own: lease,
       backendTypes: [BACKEND_TYPE],
       checkBackendData: (lease) => void peerFromLease(lease, vni),
       log,
     });
-    for await (const result of this.#o.manager.watchLeases({ signal })) {
-      await this.#applyBatch(intake.apply(result));
-      if (result.snapshot) this.#synced = true;
-      await this.reconcile();
-    }
+    super({ ...options, intake, policy: new VxlanPolicy(options) });
+  }
+}
+
+/** What one dump of the device's state holds, indexed for the comparison. */
+interface KernelState {
+  readonly routes: readonly Route[];
+  readonly neighs: readonly Neigh[];
+  readonly fdbs: readonly Fdb[];
+  readonly routeByDst: ReadonlyMap<string, Route>;
+  readonly neighByIp: ReadonlyMap<string, Neigh>;
+  /** A unicast MAC (every VtepMAC is one) has a single remote: replace rewrites it in place. */
+  readonly fdbByMac: ReadonlyMap<string, Fdb>;
+}
+
+interface Step {
+  readonly what: string;
+  apply(): Promise<void>;
+  undo?(): Promise<void>;
+}
+
+/** A tunnel peer's neighbour, FDB entry and onlink route, or a direct peer's plain route. */
+class VxlanPolicy implements ReconcilePolicy<Peer> {
+  readonly kind = "vxlan";
+  readonly name = "VXLAN";
+  readonly eventGroups = ["link", "ipv4-route", "neigh"] as const;
+  readonly #o: VxlanNetworkOptions;
+  #devIndex?: number;
+  /** Tunnel peers by subnet network address and by VTEP MAC, for kernel-event lookups. */
+  #byGateway = new Map<string, Peer>();
+  #byMac = new Map<string, Peer>();
+  /** Peers as last programmed completely: a later fix of the same peer is a restoration. */
+  readonly #installed = new Map<string, Peer>();
+
+  constructor(options: VxlanNetworkOptions) {
+    this.#o = options;
+    this.#devIndex = options.devIndex;
   }
 
-  async #applyBatch(batch: readonly LeaseEvent[]): Promise<void> {
+  async desire(lease: Lease, old: Peer | undefined): Promise<Peer> {
     const { log } = this.#o;
-    for (const [i, event] of batch.entries()) {
-      const lease = event.lease;
-      const dst = formatIP4Net(lease.subnet);
-      log.v(2, `Batch elem [${i}] is { ${event.type} ${describeLease(lease)} }`);
-      if (event.type === "removed") {
-        if (this.#forget(dst)) log.info(`Subnet removed: ${dst}`);
-        continue;
-      }
-      // The intake let through only leases whose BackendData decodes with our VNI.
-      let peer = peerFromLease(lease, this.#o.vni);
-      const directIndex = this.#o.directRouting ? await this.#directIndex(peer) : undefined;
-      if (directIndex !== undefined) {
-        peer = { ...peer, directIndex };
-        log.info(`Adding direct route to subnet: ${dst} PublicIP: ${peer.publicIP}`);
-      } else {
-        log.info(`Subnet added: ${dst} via ${peer.publicIP} (VtepMAC ${peer.vtepMac})`);
-      }
-      const old = this.#peers.get(dst);
-      if (old && (old.vtepMac !== peer.vtepMac || old.publicIP !== peer.publicIP)) {
-        log.info(
-          `Subnet ${dst} changed: VtepMAC ${old.vtepMac} → ${peer.vtepMac}, PublicIP ${old.publicIP} → ${peer.publicIP}`,
-        );
-      }
-      this.#peers.set(dst, peer);
-      this.#failing.delete(dst);
+    // The intake let through only leases whose BackendData decodes with our VNI.
+    let peer = peerFromLease(lease, this.#o.vni);
+    const directIndex = this.#o.directRouting ? await this.#directIndex(peer) : undefined;
+    if (directIndex !== undefined) {
+      peer = { ...peer, directIndex };
+      log.info(`Adding direct route to subnet: ${peer.dst} PublicIP: ${peer.publicIP}`);
+    } else {
+      log.info(`Subnet added: ${peer.dst} via ${peer.publicIP} (VtepMAC ${peer.vtepMac})`);
     }
-    this.#index();
-  }
-
-  #forget(dst: string): boolean {
-    this.#failing.delete(dst);
-    this.#installed.delete(dst);
-    return this.#peers.delete(dst);
-  }
-
-  #index(): void {
-    this.#byGateway = new Map();
-    this.#byMac = new Map();
-    for (const p of this.#peers.values()) {
-      if (p.directIndex !== undefined) continue;
-      this.#byGateway.set(p.gateway, p);
-      this.#byMac.set(p.vtepMac, p);
+    if (old && (old.vtepMac !== peer.vtepMac || old.publicIP !== peer.publicIP)) {
+      log.info(
+        `Subnet ${peer.dst} changed: VtepMAC ${old.vtepMac} → ${peer.vtepMac}, PublicIP ${old.publicIP} → ${peer.publicIP}`,
+      );
     }
+    return peer;
   }
 
   /**
@@ -211,196 +149,129 @@ export class VxlanNetwork implements Network {
     }
   }
 
-  /**
-   * Brings the kernel in line with the desired peers. Concurrent calls are coalesced into one
-   * extra pass; a pass that failed anywhere schedules a retry with backoff.
-   */
-  reconcile(): Promise<void> {
-    if (this.#pending) {
-      this.#dirty = true;
-      return this.#pending;
-    }
-    this.#pending = (async () => {
-      do {
-        this.#dirty = false;
-        await this.#pass();
-      } while (this.#dirty);
-    })().finally(() => (this.#pending = undefined));
-    return this.#pending;
-  }
-
-  async #pass(): Promise<void> {
-    let ok = false;
-    metrics.reconcileRuns.inc({ kind: "vxlan" });
-    const done = metrics.reconcileDuration.startTimer({ kind: "vxlan" });
-    try {
-      const stats = await this.#reconcileOnce();
-      ok = stats.failed === 0;
-      this.#passError = undefined;
-      metrics.peersKnown.set(this.#peers.size);
-      metrics.peersProgrammed.set(this.#peers.size - stats.failed);
-      if (stats.failed > 0) metrics.reconcileErrors.inc({ kind: "vxlan" }, stats.failed);
-      this.#o.onReconciled?.(stats);
-    } catch (err) {
-      metrics.reconcileErrors.inc({ kind: "vxlan" });
-      const text = describeError(err);
-      if (text !== this.#passError) this.#o.log.error(`VXLAN reconciliation failed: ${text}`);
-      this.#passError = text;
-    }
-    done();
-    if (ok) this.#backoff.reset();
-    else this.#scheduleRetry();
-  }
-
-  #scheduleRetry(): void {
-    if (this.#retryTimer !== undefined || this.#signal?.aborted) return;
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      if (!this.#signal?.aborted) this.reconcile();
-    }, this.#backoff.next());
-  }
-
-  async #reconcileOnce(): Promise<VxlanReconcileStats> {
-    const { netlink: nl, log, device } = this.#o;
+  async sweep(pass: Pass<Peer>): Promise<void> {
+    const { log, device } = this.#o;
     const link = await device.ensure();
     if (this.#devIndex !== undefined && link.index !== this.#devIndex) {
-      log.info(`${device.name} was recreated; re-programming ${this.#peers.size} peers`);
+      log.info(`${device.name} was recreated; re-programming ${pass.desired.size} peers`);
       this.#installed.clear();
     }
     this.#devIndex = link.index;
-    const dev = link.index;
+    this.#index(pass.desired);
+    const kernel = await this.#dump(link.index);
+    for (const peer of pass.desired.values()) await this.#program(peer, link.index, kernel, pass);
+    if (pass.synced) await this.#removeStale(kernel, pass);
+  }
+
+  /** Rebuilds the event lookups, and forgets what was installed for peers that are gone. */
+  #index(peers: ReadonlyMap<string, Peer>): void {
+    this.#byGateway = new Map();
+    this.#byMac = new Map();
+    for (const p of peers.values()) {
+      if (p.directIndex !== undefined) continue;
+      this.#byGateway.set(p.gateway, p);
+      this.#byMac.set(p.vtepMac, p);
+    }
+    for (const dst of this.#installed.keys()) if (!peers.has(dst)) this.#installed.delete(dst);
+  }
+
+  async #dump(dev: number): Promise<KernelState> {
+    const nl = this.#o.netlink;
     const routes = await nl.routes({ family: 4, protocol: ROUTE_PROTOCOL });
     const neighs = (await nl.neighs(dev)).filter((n) => n.index === dev && !n.ip.includes(":"));
     const fdbs = (await nl.fdbs(dev)).filter((f) => f.index === dev);
-    const routeByDst = new Map(routes.map((r) => [r.dst, r]));
-    const neighByIp = new Map(neighs.map((n) => [n.ip, n]));
-    // A unicast MAC (every VtepMAC is one) has a single remote: replace rewrites it in place.
-    const fdbByMac = new Map(fdbs.map((f) => [f.mac, f]));
+    return {
+      routes,
+      neighs,
+      fdbs,
+      routeByDst: new Map(routes.map((r) => [r.dst, r])),
+      neighByIp: new Map(neighs.map((n) => [n.ip, n])),
+      fdbByMac: new Map(fdbs.map((f) => [f.mac, f])),
+    };
+  }
 
-    let written = 0, deleted = 0, failed = 0;
-    for (const peer of this.#peers.values()) {
-      const route = routeFor(peer, dev);
-      const needRoute = !sameRouteAs(routeByDst.get(peer.dst), route);
-      const steps: Array<{ what: string; apply: () => Promise<void>; undo?: () => Promise<void> }> =
-        [];
-      if (peer.directIndex === undefined) {
-        const neigh = neighFor(peer, dev), fdb = fdbFor(peer, dev);
-        if (!sameNeighAs(neighByIp.get(peer.gateway), neigh)) {
-          steps.push({
-            what: "neighbour",
-            apply: () => nl.neighReplace(neigh),
-            undo: () => nl.neighDelete(neigh),
-          });
-        }
-        if (!sameFdbAs(fdbByMac.get(peer.vtepMac), fdb)) {
-          steps.push({
-            what: "FDB entry",
-            apply: () => nl.fdbReplace(fdb),
-            undo: () => nl.fdbDelete(fdb),
-          });
-        }
+  /** Writes what `peer` lacks, in flannel's order; undoes the peer's writes if a step fails. */
+  async #program(peer: Peer, dev: number, kernel: KernelState, pass: Pass<Peer>): Promise<void> {
+    const { netlink: nl, log } = this.#o;
+    const steps: Step[] = [];
+    if (peer.directIndex === undefined) {
+      const neigh = neighFor(peer, dev), fdb = fdbFor(peer, dev);
+      if (!sameNeighAs(kernel.neighByIp.get(peer.gateway), neigh)) {
+        steps.push({
+          what: "neighbour",
+          apply: () => nl.neighReplace(neigh),
+          undo: () => nl.neighDelete(neigh),
+        });
       }
-      if (needRoute) steps.push({ what: "route", apply: () => nl.routeReplace(route) });
-      if (steps.length > 0) {
-        const done: typeof steps = [];
-        try {
-          for (const step of steps) {
-            await step.apply();
-            done.push(step);
-            written++;
-          }
-          if (this.#installed.has(peer.dst)) {
-            log.info(`Restored ${steps.map((s) => s.what).join(", ")} for ${peer.dst}`);
-          }
-          this.#failing.delete(peer.dst);
-        } catch (err) {
-          failed++;
-          const failedStep = steps[done.length].what;
-          const text =
-            `Failed to add ${failedStep} for ${peer.dst} via ${peer.publicIP} (rolled back): ${
-              describeError(err)
-            }`;
-          if (this.#failing.get(peer.dst) !== text) log.error(text);
-          // Marked failing first, so the events of the rollback do not trigger another pass.
-          this.#failing.set(peer.dst, text);
-          this.#installed.delete(peer.dst);
-          for (const step of done.reverse()) await step.undo?.().catch(() => {});
-          continue;
-        }
+      if (!sameFdbAs(kernel.fdbByMac.get(peer.vtepMac), fdb)) {
+        steps.push({
+          what: "FDB entry",
+          apply: () => nl.fdbReplace(fdb),
+          undo: () => nl.fdbDelete(fdb),
+        });
       }
-      this.#installed.add(peer.dst);
     }
-    if (this.#synced) deleted += await this.#sweep(routes, neighs, fdbs);
-    return { written, deleted, failed };
+    const route = routeFor(peer, dev);
+    if (!sameRouteAs(kernel.routeByDst.get(peer.dst), route)) {
+      steps.push({ what: "route", apply: () => nl.routeReplace(route) });
+    }
+    const done: Step[] = [];
+    try {
+      for (const step of steps) {
+        await step.apply();
+        done.push(step);
+        pass.wrote();
+      }
+    } catch (err) {
+      // Marked failing first, so the events of the rollback do not trigger another pass.
+      pass.fail(
+        peer.dst,
+        `Failed to add ${steps[done.length].what} for ${peer.dst} via ${peer.publicIP} ` +
+          `(rolled back): ${describeError(err)}`,
+      );
+      this.#installed.delete(peer.dst);
+      for (const step of done.reverse()) await step.undo?.().catch(() => {});
+      return;
+    }
+    if (steps.length > 0 && this.#installed.get(peer.dst) === peer) {
+      log.info(`Restored ${steps.map((s) => s.what).join(", ")} for ${peer.dst}`);
+    }
+    pass.ok(peer.dst);
+    this.#installed.set(peer.dst, peer);
   }
 
   /** Removes our routes and permanent device entries that no peer wants. */
-  async #sweep(
-    routes: readonly Route[],
-    neighs: readonly { index: number; ip: string; mac?: string; state?: number }[],
-    fdbs: readonly Fdb[],
-  ): Promise<number> {
+  async #removeStale(kernel: KernelState, pass: Pass<Peer>): Promise<void> {
     const nl = this.#o.netlink;
-    let deleted = 0;
-    for (const r of routes) {
-      if (this.#peers.has(r.dst)) continue;
-      if (await this.#delete(() => nl.routeDelete(r), `route ${r.dst} via ${r.gateway}`)) deleted++;
+    for (const r of kernel.routes) {
+      if (pass.desired.has(r.dst)) continue;
+      await pass.removeStale(`route ${r.dst} via ${r.gateway}`, () => nl.routeDelete(r));
     }
-    for (const n of neighs) {
+    for (const n of kernel.neighs) {
       if (this.#byGateway.has(n.ip) || ((n.state ?? 0) & NUD_PERMANENT) === 0) continue;
-      if (await this.#delete(() => nl.neighDelete(n), `neighbour ${n.ip} (${n.mac})`)) deleted++;
+      await pass.removeStale(`neighbour ${n.ip} (${n.mac})`, () => nl.neighDelete(n));
     }
-    for (const f of fdbs) {
+    for (const f of kernel.fdbs) {
       if (this.#byMac.has(f.mac) || f.mac === ZERO_MAC) continue;
       if (((f.state ?? 0) & NUD_PERMANENT) === 0) continue;
-      if (await this.#delete(() => nl.fdbDelete(f), `FDB entry ${f.mac} dst ${f.dst}`)) deleted++;
-    }
-    return deleted;
-  }
-
-  async #delete(fn: () => Promise<void>, what: string): Promise<boolean> {
-    try {
-      await fn();
-      this.#o.log.v(2, `Removed stale ${what}`);
-      return true;
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) {
-        this.#o.log.error(`Failed to remove stale ${what}: ${describeError(err)}`);
-      }
-      return false;
+      await pass.removeStale(`FDB entry ${f.mac} dst ${f.dst}`, () => nl.fdbDelete(f));
     }
   }
 
-  async #periodic(signal?: AbortSignal): Promise<void> {
-    const interval = this.#o.reconcileIntervalMs ?? RECONCILE_INTERVAL_MS;
-    while (await sleep(interval, signal)) await this.reconcile();
-  }
-
-  /** Reconciles soon after the kernel reports a change to something we want. */
-  #watchKernel(signal?: AbortSignal): Promise<void> {
-    const { netlink, log } = this.#o;
-    return forEachKernelEvent(netlink, ["link", "ipv4-route", "neigh"], log, signal, (event) => {
-      const what = this.#concerns(event);
-      if (what === undefined) return;
-      if (what) {
-        log.info(`${what} by someone else, restoring`);
-        metrics.kernelObjectsRestored.inc({ kind: "vxlan" });
-      }
-      this.reconcile();
-    });
+  concerns(event: KernelEvent, view: ReconcileView<Peer>): Concern | undefined {
+    const what = this.#undone(event, view);
+    return what === undefined ? undefined : { what };
   }
 
   /**
-   * Whether `event` undoes something we want: a description of what happened, "" for a resync
-   * (no description), undefined when it does not concern us. Changes to a peer whose programming
-   * is failing are left to the retry timer (our own rollback would otherwise re-trigger it).
+   * What `event` undid of what we want, undefined when it does not concern us. Changes to a peer
+   * whose programming is failing are left to the retry (our own rollback would otherwise
+   * re-trigger it).
    */
-  #concerns(event: KernelEvent): string | undefined {
+  #undone(event: KernelEvent, view: ReconcileView<Peer>): string | undefined {
     const dev = this.#devIndex;
     const name = this.#o.device.name;
     switch (event.kind) {
-      case "resync":
-        return "";
       case "link": {
         const l = event.link;
         if (l.name !== name && l.index !== dev) return undefined;
@@ -415,8 +286,8 @@ export class VxlanNetwork implements Network {
         return undefined;
       }
       case "route": {
-        const peer = this.#peers.get(event.route.dst);
-        if (!peer || this.#failing.has(peer.dst) || dev === undefined) return undefined;
+        const peer = view.desired.get(event.route.dst);
+        if (!peer || view.isFailing(peer.dst) || dev === undefined) return undefined;
         if ((event.route.table ?? 254) !== 254) return undefined;
         if (event.op === "del") {
           return event.route.protocol === ROUTE_PROTOCOL
@@ -431,14 +302,14 @@ export class VxlanNetwork implements Network {
       case "neigh": {
         const n = event.neigh;
         const peer = n.index === dev ? this.#byGateway.get(n.ip) : undefined;
-        if (!peer || this.#failing.has(peer.dst)) return undefined;
+        if (!peer || view.isFailing(peer.dst)) return undefined;
         if (event.op === "del") return `Neighbour ${n.ip} on ${name} was deleted`;
         return sameNeighAs(n, neighFor(peer, dev!)) ? undefined : `Neighbour ${n.ip} was changed`;
       }
       case "fdb": {
         const f = event.fdb;
         const peer = f.index === dev ? this.#byMac.get(f.mac) : undefined;
-        if (!peer || this.#failing.has(peer.dst)) return undefined;
+        if (!peer || view.isFailing(peer.dst)) return undefined;
         if (event.op === "del") {
           return f.dst === peer.publicIP ? `FDB entry ${f.mac} on ${name} was deleted` : undefined;
         }

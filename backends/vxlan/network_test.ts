@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
 import { encodeLeaseAttrs } from "../../subnet/lease_attrs.ts";
 import type { Lease } from "../../subnet/mod.ts";
-import { ROUTE_PROTOCOL } from "../route_network.ts";
+import { ROUTE_PROTOCOL } from "../mod.ts";
 import createVxlanBackend, { registerVxlanNetwork } from "./mod.ts";
 import type { VxlanNetwork } from "./network.ts";
 import { HOSTILE_VXLAN_DATA, hostileLeases } from "../../test/hostile_leases.ts";

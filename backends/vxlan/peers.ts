@@ -6,7 +6,7 @@
 import type { Fdb, Neigh, Route } from "../../kernel/netlink/types.ts";
 import { formatIP4, formatIP4Net } from "../../subnet/ip.ts";
 import type { Lease } from "../../subnet/mod.ts";
-import { ROUTE_PROTOCOL } from "../route_network.ts";
+import { ROUTE_PROTOCOL } from "../mod.ts";
 import { decodeBackendData } from "./backend_data.ts";
 
 /** NUD_PERMANENT. */

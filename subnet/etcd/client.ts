@@ -7,7 +7,7 @@
 import { quote } from "../../util/quote.ts";
 import { formatDuration } from "../renew.ts";
 import { type Logger, silentLogger } from "../../util/log.ts";
-import { metrics } from "../../util/metrics.ts";
+import { type FlannelMetrics, unservedMetrics } from "../../util/metrics.ts";
 import { encodeText, int64, prefixRangeEnd } from "./_codec.ts";
 import { loadTls, parseEndpoints } from "./_config.ts";
 import {
@@ -55,6 +55,8 @@ export interface EtcdClientOptions {
    */
   watchCheckMs?: number;
   log?: Logger;
+  /** Where watch restarts are counted (`flanneld_watch_reconnects_total`); default: nowhere. */
+  metrics?: FlannelMetrics;
 }
 
 export interface RequestOptions {
@@ -81,12 +83,14 @@ export class EtcdClient {
   readonly #freshHttp: Deno.HttpClient;
   readonly #closer = new AbortController();
   readonly #log: Logger;
+  readonly #metrics: FlannelMetrics;
   readonly #checker: WatchChecker;
 
   /** Validates the endpoints and reads the TLS files (throws naming the bad flag). */
   constructor(options: EtcdClientOptions) {
     const log = options.log ?? silentLogger;
     this.#log = log;
+    this.#metrics = options.metrics ?? unservedMetrics();
     const endpoints = parseEndpoints(options.endpoints);
     const tls = loadTls({ ...options, endpoints }, log);
     // HTTP/1.1 only, so each watch has its own connection and aborting a request drops its
@@ -256,7 +260,7 @@ export class EtcdClient {
             formatDuration(why.silentMs)
           } while etcd is at revision ${why.revision}`,
         );
-        metrics.watchReconnects.inc({ source: "etcd" });
+        this.#metrics.watchReconnects.inc({ source: "etcd" });
         stream.release();
       },
     };

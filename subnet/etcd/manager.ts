@@ -5,7 +5,7 @@
  */
 import { describeError, type Logger } from "../../util/log.ts";
 import { Backoff, isAbort, sleep } from "../../util/abort.ts";
-import { metrics } from "../../util/metrics.ts";
+import { type FlannelMetrics, unservedMetrics } from "../../util/metrics.ts";
 import { quote } from "../../util/quote.ts";
 import { findLeaseByPublicIP, isLeased4, leaseCompatible, pickFreeSubnet } from "../allocate.ts";
 import { ConfigError, parseNetworkConfig } from "../config.ts";
@@ -50,6 +50,8 @@ export interface EtcdSubnetManagerOptions {
   /** `--etcd-prefix`, normalised here like Go's `path.Join`. */
   prefix: string;
   log: Logger;
+  /** Where renewals and watch reconnects are counted; default: counted nowhere. */
+  metrics?: FlannelMetrics;
   /** `FLANNEL_SUBNET` / `FLANNEL_IPV6_SUBNET` of the previous subnet.env, for reuse. */
   previousSubnet?: IP4Net;
   previousIPv6Subnet?: IP6Net;
@@ -78,6 +80,7 @@ export class EtcdSubnetManager implements SubnetManager {
   readonly name: string;
   #kv: EtcdKV;
   #log: Logger;
+  #metrics: FlannelMetrics;
   #prefix: string;
   #previous?: IP4Net;
   #previous6?: IP6Net;
@@ -94,6 +97,7 @@ export class EtcdSubnetManager implements SubnetManager {
   constructor(kv: EtcdKV, options: EtcdSubnetManagerOptions) {
     this.#kv = kv;
     this.#log = options.log;
+    this.#metrics = options.metrics ?? unservedMetrics();
     this.#prefix = normalizePrefix(options.prefix);
     this.#previous = options.previousSubnet;
     this.#previous6 = options.previousIPv6Subnet;
@@ -348,7 +352,7 @@ export class EtcdSubnetManager implements SubnetManager {
               describeError(err)
             }`,
           );
-          metrics.watchReconnects.inc({ source: "etcd" });
+          this.#metrics.watchReconnects.inc({ source: "etcd" });
         }
         if (signal?.aborted) return;
         await sleep(backoff.next(), signal);
@@ -402,12 +406,12 @@ export class EtcdSubnetManager implements SubnetManager {
         try {
           expiration = await this.#renew(own, signal);
           this.#log.info(`Lease renewed, new expiration: ${new Date(expiration).toISOString()}`);
-          metrics.leaseRenewals.inc({ result: "success" });
-          metrics.leaseExpiry.set(expiration / 1000);
+          this.#metrics.leaseRenewals.inc({ result: "success" });
+          this.#metrics.leaseExpiry.set(expiration / 1000);
         } catch (err) {
           if (isAbort(err, signal)) return;
           this.#log.error(`Error renewing lease (trying again in 1 min): ${describeError(err)}`);
-          metrics.leaseRenewals.inc({ result: "error" });
+          this.#metrics.leaseRenewals.inc({ result: "error" });
           expiration = this.#now() + RENEW_RETRY_MS + this.#margin * 60_000;
         }
       }

@@ -8,7 +8,11 @@ import { eventually } from "../../test/eventually.ts";
 import { MemoryEtcd } from "../../test/fakes/etcd_kv.ts";
 import { fakeTime } from "../../test/fake_time.ts";
 import { type RecordingLogger, recordingLogger } from "../../test/recording_logger.ts";
-import { registry } from "../../util/metrics.ts";
+import { createFlannelMetrics, Registry } from "../../util/metrics.ts";
+
+/** The metric set every manager of these tests reports to, and its registry. */
+const registry = new Registry();
+const metrics = createFlannelMetrics(registry);
 import { formatIP4Net, parseIP4, parseIP4Net } from "../ip.ts";
 import { LeaseWatcher } from "../lease_watcher.ts";
 import { type Lease, LeaseRevokedError, type LeaseWatchResult } from "../mod.ts";
@@ -27,7 +31,13 @@ async function etcd(now?: () => number): Promise<MemoryEtcd> {
 function manager(kv: MemoryEtcd, extra: Partial<EtcdSubnetManagerOptions> = {}) {
   const log = recordingLogger();
   // random 0: the first free candidate, so tests know which subnet a node gets.
-  const m = new EtcdSubnetManager(kv, { prefix: PREFIX, log, random: () => 0, ...extra });
+  const m = new EtcdSubnetManager(kv, {
+    prefix: PREFIX,
+    log,
+    metrics,
+    random: () => 0,
+    ...extra,
+  });
   return Object.assign(m, { log });
 }
 

@@ -1,5 +1,5 @@
 /**
- * The agent's life cycle behind `main.ts` (REFERENCE §0 steps 8-23): wait for a valid network
+ * The agent's life cycle behind `main.ts` (flannel main.go's start-up order): wait for a valid network
  * config, choose the external interface, register the backend's network (acquiring the lease),
  * write subnet.env, notify systemd, run the backend and hold the lease until aborted.
  * Every dependency comes in through `AgentDeps`, so tests drive it without a real host.
@@ -110,7 +110,7 @@ export async function runAgent(deps: AgentDeps, opts: AgentOptions): Promise<voi
   if (!config) return;
   log.info(`Found network config - Backend type: ${config.backendType}`);
 
-  // §0 step 10: bridged pod traffic only reaches iptables with br_netfilter. flannel exits;
+  // As in flannel's main.go: bridged pod traffic only reaches iptables with br_netfilter. flannel exits;
   // we warn, since routing between hosts works without it.
   if (!config.enableNFTables && !(await exists("/proc/sys/net/bridge/bridge-nf-call-iptables"))) {
     log.warn(
@@ -119,7 +119,7 @@ export async function runAgent(deps: AgentDeps, opts: AgentOptions): Promise<voi
     );
   }
 
-  // §0 step 15, first half: remove the other firewall mode's leftovers while the lease is acquired.
+  // As in flannel's main.go (first half): remove the other firewall mode's leftovers while the lease is acquired.
   const traffic = deps.createTrafficManager(config.enableNFTables ? "nftables" : "iptables");
   const cleanup = traffic.cleanupOther({ signal }).then(() => undefined, (err) => err);
 
@@ -248,7 +248,7 @@ export async function runAgent(deps: AgentDeps, opts: AgentOptions): Promise<voi
   }
 }
 
-/** §0 steps 15-17: the other mode's leftovers gone, masquerade and forward rules, resync loop. */
+/** flannel main.go's start-up order: the other mode's leftovers gone, masquerade and forward rules, resync loop. */
 async function installTrafficRules(
   deps: AgentDeps,
   opts: AgentOptions,

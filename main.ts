@@ -167,7 +167,7 @@ async function main(args: string[]): Promise<number> {
     return 1;
   }
   const { manager } = store;
-  // §0 step 11: addresses pinned by the datastore (kube node-public-ip annotations) win.
+  // As in flannel's main.go: addresses pinned by the datastore (kube node-public-ip annotations) win.
   let publicIP = o.publicIP, publicIPv6 = o.publicIPv6;
   try {
     const stored = await manager.storedPublicIPs?.();
@@ -178,7 +178,7 @@ async function main(args: string[]): Promise<number> {
   }
 
   const root = new AbortController();
-  // §0 step 7: the health server starts before anything can block.
+  // As in flannel's main.go: the health server starts before anything can block.
   const health = new Health();
   let server: HealthServer | undefined;
   if (o.healthzPort > 0) {

@@ -1,5 +1,5 @@
 /**
- * External interface selection (REFERENCE §8.4), as a pure function over the host's interfaces:
+ * External interface selection (flannel pkg/ipmatch/match.go), as a pure function over the host's interfaces:
  * `--iface` (name or IP, first match wins), then `--iface-regex` (IPs, then names), then the
  * default-route interface; `--public-ip` overrides the advertised address.
  */

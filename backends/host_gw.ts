@@ -1,5 +1,5 @@
 /**
- * The `host-gw` backend (REFERENCE §6.2): no devices; a route to every peer's subnet via the
+ * The `host-gw` backend (flannel pkg/backend/hostgw/hostgw.go): no devices; a route to every peer's subnet via the
  * peer's public IP on the external interface. Needs L2 adjacency between hosts.
  */
 import { formatIP4, formatIP4Net } from "../subnet/ip.ts";

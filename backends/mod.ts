@@ -23,7 +23,7 @@ export const RECONCILE_INTERVAL_MS = 10_000;
 /** After a failed reconcile pass the next one comes this soon, doubling up to the maximum. */
 export const RETRY_BACKOFF_MS = { initial: 100, max: 10_000 } as const;
 
-/** The host's interface for inter-host traffic and the addresses it advertises (REFERENCE §6.1). */
+/** The host's interface for inter-host traffic and the addresses it advertises (flannel pkg/backend/route_network.go). */
 export interface ExternalInterface {
   readonly name: string;
   readonly index: number;

@@ -1,5 +1,5 @@
 /**
- * The network of route-based backends (flannel's RouteNetwork, REFERENCE §6.1), host-gw's: the
+ * The network of route-based backends (flannel's RouteNetwork, flannel pkg/backend/route_network.go), host-gw's: the
  * reconcile loop (`reconcile_loop.ts`) with a route per peer lease as its policy. A lease change
  * is written at once with `ip route replace` (or deleted), a route the kernel reports deleted or
  * changed is put back at once, and the full sweep compares every route of our protocol.

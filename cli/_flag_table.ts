@@ -1,5 +1,5 @@
 /**
- * flanneld's flags (REFERENCE §1.1): names, kinds, defaults and help texts as flannel's `main.go`
+ * flanneld's flags (flannel main.go (flags)): names, kinds, defaults and help texts as flannel's `main.go`
  * and klog declare them. The names are an interface: operators' scripts and manifests pass them,
  * and `FLANNELD_*` environment variables are derived from them.
  */

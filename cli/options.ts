@@ -1,6 +1,6 @@
 /**
- * flanneld's command line resolved into {@linkcode Options}: flags (REFERENCE §1.1), then
- * `FLANNELD_*` environment variables for flags not given (§1.2), then defaults.
+ * flanneld's command line resolved into {@linkcode Options}: flags (flannel main.go (flags)), then
+ * `FLANNELD_*` environment variables for flags not given (flannel main.go (flagutil.SetFlagsFromEnv)), then defaults.
  */
 import { FLAG_TABLE } from "./_flag_table.ts";
 import { type FlagDef, FlagError, FlagSet, goQuote } from "./flags.ts";

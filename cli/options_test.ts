@@ -10,7 +10,7 @@ import {
   validateOptions,
 } from "./options.ts";
 
-/** REFERENCE §1.1, written out by hand. */
+/** flannel main.go (flags), written out by hand. */
 const DEFAULTS: Options = {
   etcdEndpoints: ["http://127.0.0.1:4001", "http://127.0.0.1:2379"],
   etcdPrefix: "/coreos.com/network",
@@ -86,7 +86,7 @@ function optionsOf(args: string[], env: Record<string, string> = {}): Options {
   return parsed.options;
 }
 
-Deno.test("parseOptions() defaults match REFERENCE §1.1", () => {
+Deno.test("parseOptions() defaults match flannel main.go (flags)", () => {
   const parsed = parseOptions([], {});
   assert.deepEqual(parsed.options, DEFAULTS);
   assert.equal(parsed.help, false);

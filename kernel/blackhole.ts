@@ -1,5 +1,5 @@
 /**
- * `--ip-blackhole-route` (REFERENCE §8.6): keep `blackhole <own lease subnet>` in the main table,
+ * `--ip-blackhole-route` (flannel main.go (--ip-blackhole-route)): keep `blackhole <own lease subnet>` in the main table,
  * so traffic to unallocated local pod addresses is dropped here instead of following the default
  * route. Checked at start and every `--iptables-resync` seconds (flannel waits one period first).
  */

@@ -1,5 +1,5 @@
 /**
- * Pure lease-allocation decisions (REFERENCE §3.5 steps 3-5): which existing lease is ours,
+ * Pure lease-allocation decisions (flannel pkg/subnet/etcd/local_manager.go (AcquireLease) steps 3-5): which existing lease is ours,
  * whether a subnet fits the config, and which free subnet to take. No I/O.
  */
 import { contains4, contains6, type IP4Net, type IP6Net, overlaps4, overlaps6 } from "./ip.ts";

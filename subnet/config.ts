@@ -1,5 +1,5 @@
 /**
- * The network configuration JSON (REFERENCE §2): parsing as flannel's `ParseConfig` does with Go's
+ * The network configuration JSON (flannel pkg/subnet/config.go): parsing as flannel's `ParseConfig` does with Go's
  * `encoding/json`, then the defaults and checks of `CheckNetworkConfig`.
  *
  * Errors are `ConfigError`s whose message starts with flannel's own text (so operators' greps
@@ -339,8 +339,8 @@ function check6(d: Draft): void {
 }
 
 /**
- * Parses network configuration JSON (REFERENCE §2.1) and, unless `validate` is false, applies
- * every default and check of §2.3. Throws `ConfigError` for malformed JSON, a value of the wrong
+ * Parses network configuration JSON (flannel pkg/subnet/config.go) and, unless `validate` is false, applies
+ * every default and check of flannel pkg/subnet/config.go (CheckNetworkConfig). Throws `ConfigError` for malformed JSON, a value of the wrong
  * JSON type, an unparsable address, both families disabled (flannel's `none defined stack`), and
  * every validation failure.
  *

@@ -359,7 +359,7 @@ Deno.test("parseNetworkConfig() resolves the backend type as flannel does", asyn
   }
 });
 
-Deno.test("parseNetworkConfig() accepts the reference fixtures (§10)", async (t) => {
+Deno.test("parseNetworkConfig() accepts the reference fixtures (flannel test fixtures)", async (t) => {
   const cases: [string, string][] = [
     [
       '{ "Network": "10.5.0.0/16", "Backend": {"Type": "vxlan"}}',

@@ -1,5 +1,5 @@
 /**
- * The lease value stored in etcd (REFERENCE §3.3), byte-compatible with Go's `json.Marshal` of
+ * The lease value stored in etcd (flannel pkg/lease/lease.go (LeaseAttrs)), byte-compatible with Go's `json.Marshal` of
  * flannel's `lease.LeaseAttrs`:
  * `{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{...}}`.
  */

@@ -86,7 +86,7 @@ Deno.test("decodeLeaseAttrs() reads values as Go's encoding/json does", async (t
       },
     );
   });
-  await t.step("fuzz seeds (§10)", () => {
+  await t.step("fuzz seeds (flannel test fixtures)", () => {
     assert.deepEqual(decodeLeaseAttrs('{"PublicIP":"192.168.0.1","BackendType":"vxlan"}'), {
       publicIP: parseIP4("192.168.0.1"),
       backendType: "vxlan",

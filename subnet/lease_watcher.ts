@@ -1,5 +1,5 @@
 /**
- * The consumer side of a lease watch (REFERENCE §3.6, flannel's `LeaseWatcher`): a pure state
+ * The consumer side of a lease watch (flannel pkg/subnet/etcd/registry.go (watches), flannel's `LeaseWatcher`): a pure state
  * machine, no I/O. It remembers the known remote leases and turns snapshots and raw events into
  * the event batches a backend applies. The own lease is never reported.
  */

@@ -8,7 +8,7 @@ import type { IP4Net, IP6Net } from "./ip.ts";
 export type { IP4Net, IP6Net } from "./ip.ts";
 
 /**
- * A network configuration after parsing, validation and defaulting (REFERENCE §2): every default
+ * A network configuration after parsing, validation and defaulting (flannel pkg/subnet/config.go): every default
  * is applied once, so downstream code never sees an unset field of an enabled family.
  */
 export interface NetworkConfig {
@@ -33,7 +33,7 @@ export interface NetworkConfig {
   readonly backend: Readonly<Record<string, unknown>>;
 }
 
-/** What a node advertises with its lease (REFERENCE §3.3). */
+/** What a node advertises with its lease (flannel pkg/lease/lease.go (LeaseAttrs)). */
 export interface LeaseAttrs {
   /** IPv4 public address as a 32-bit number; 0 means unset ("0.0.0.0"). */
   readonly publicIP: number;

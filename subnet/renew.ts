@@ -1,4 +1,4 @@
-/** Lease renewal timing (REFERENCE §3.4, §3.7): pure, tested with an injected clock. */
+/** Lease renewal timing (flannel pkg/subnet/etcd/local_manager.go (TTL, renewal)): pure, tested with an injected clock. */
 
 /** etcd lease TTL flannel grants: 24 h. */
 export const LEASE_TTL_SECONDS = 86_400;

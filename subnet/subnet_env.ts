@@ -1,5 +1,5 @@
 /**
- * subnet.env (REFERENCE §5): the file flannel writes for the CNI plugin, systemd units and
+ * subnet.env (flannel pkg/subnet/subnet.go (WriteSubnetFile)): the file flannel writes for the CNI plugin, systemd units and
  * `mk-docker-opts.sh`, and reads back at startup to recover the previous subnets.
  *
  * The written form is byte-exact: unquoted `KEY=value` lines in flannel's order. The reader is
@@ -154,7 +154,7 @@ function pickOne<T>(
 
 /**
  * Reads `FLANNEL_SUBNET`, `FLANNEL_NETWORK`, `FLANNEL_IPV6_SUBNET` and `FLANNEL_IPV6_NETWORK`
- * from a previous subnet.env (REFERENCE §5.4). Each value is split on `,` and every piece parsed
+ * from a previous subnet.env (flannel main.go (reading the previous subnet.env)). Each value is split on `,` and every piece parsed
  * as a CIDR masked to its network (`10.5.72.1/24` → `10.5.72.0/24`); bad pieces are logged and
  * skipped. A key yields a subnet only when exactly one piece is valid. Never throws: a missing or
  * unreadable file yields nothing, with flannel's log lines.

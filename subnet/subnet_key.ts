@@ -1,5 +1,5 @@
 /**
- * etcd subnet keys (REFERENCE §3.2): `10.5.34.0-24`, or `10.12.13.0-24&fd00:12:13::-56` for a
+ * etcd subnet keys (flannel pkg/subnet/etcd/registry.go (key layout)): `10.5.34.0-24`, or `10.12.13.0-24&fd00:12:13::-56` for a
  * dual-stack lease. Byte-compatible with flannel's `MakeSubnetKey` / `ParseSubnetKey`.
  */
 import { formatIP4, formatIP6, type IP4Net, type IP6Net, parseIP4, parseIP6 } from "./ip.ts";

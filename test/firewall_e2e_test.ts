@@ -1,6 +1,6 @@
 /**
  * Root-only: the traffic managers against the real iptables / nft inside a throwaway network
- * namespace. Compares `iptables -S` and `nft list` with REFERENCE §7's goldens, deletes rules by
+ * namespace. Compares `iptables -S` and `nft list` with flannel pkg/trafficmngr's goldens, deletes rules by
  * hand and watches the resync restore them, and switches modes both ways.
  */
 import assert from "node:assert/strict";

@@ -45,7 +45,7 @@ Deno.test("three managers get their podCIDRs, write flannel's annotations and se
     assert.equal(lease.subnet.prefix, 24);
     views.push(new PeerView(m, lease, signal));
   }
-  // Byte-exact annotations and patch (REFERENCE §4.5).
+  // Byte-exact annotations and patch (flannel pkg/subnet/kube/kube.go (AcquireLease)).
   assert.deepEqual(c.api.getNode("n1")!.metadata!.annotations, {
     "node.alpha.kubernetes.io/ttl": "0",
     [`${PREFIX}backend-data`]: "null",

@@ -1,7 +1,7 @@
 /**
  * End to end on the multi-host test bed (root only): three hosts running the agent with the vxlan
  * backend exchange pod traffic through `flannel.1`; the device, neighbour, FDB and route entries
- * have flannel's shapes (REFERENCE §6.3); hand deletions heal within 1 s; an agent restart keeps
+ * have flannel's shapes (flannel pkg/backend/vxlan/vxlan_network.go); hand deletions heal within 1 s; an agent restart keeps
  * the MAC and drops no packet. A second bed checks DirectRouting on the shared L2 underlay.
  */
 import assert from "node:assert/strict";
@@ -99,42 +99,45 @@ Deno.test({
       }
     });
 
-    await t.step("neighbour, FDB and route entries match §6.3's shapes exactly", async () => {
-      for (const [i, h] of bed.hosts.entries()) {
-        const peers = [0, 1, 2].filter((j) => j !== i);
-        const want = {
-          neigh: peers.map((j) => `${net(subnets[j])} lladdr ${macs[j]} PERMANENT`).sort(),
-          fdb: peers.map((j) => `${macs[j]} dst ${bed.hosts[j].ip} self permanent`).sort(),
-          route: peers.map((j) =>
-            `${subnets[j]} via ${net(subnets[j])} dev flannel.1 proto 101 onlink`
-          ).sort(),
-        };
-        const have = async () => ({
-          neigh: (await lines(h, ["ip", "neigh", "show", "dev", "flannel.1"])).sort(),
-          fdb: (await lines(h, ["bridge", "fdb", "show", "dev", "flannel.1"])).sort(),
-          route: (await h.routes()).filter((r) => r.includes(" dev flannel.1 ")).map((r) =>
-            r.trim()
-          )
-            .sort(),
-        });
-        await eventually(
-          async () => {
-            try {
-              assert.deepEqual(await have(), want);
-              return true;
-            } catch {
-              return false;
-            }
-          },
-          5000,
-          `${h.name} entries`,
-        ).catch(async (err) => {
-          assert.deepEqual(await have(), want, String(err));
-        });
-        // No route for the whole network, as in flannel.
-        assert.ok(!(await h.routes()).some((r) => r.startsWith("10.244.0.0/16")));
-      }
-    });
+    await t.step(
+      "neighbour, FDB and route entries match flannel pkg/backend/vxlan/vxlan_network.go shapes exactly",
+      async () => {
+        for (const [i, h] of bed.hosts.entries()) {
+          const peers = [0, 1, 2].filter((j) => j !== i);
+          const want = {
+            neigh: peers.map((j) => `${net(subnets[j])} lladdr ${macs[j]} PERMANENT`).sort(),
+            fdb: peers.map((j) => `${macs[j]} dst ${bed.hosts[j].ip} self permanent`).sort(),
+            route: peers.map((j) =>
+              `${subnets[j]} via ${net(subnets[j])} dev flannel.1 proto 101 onlink`
+            ).sort(),
+          };
+          const have = async () => ({
+            neigh: (await lines(h, ["ip", "neigh", "show", "dev", "flannel.1"])).sort(),
+            fdb: (await lines(h, ["bridge", "fdb", "show", "dev", "flannel.1"])).sort(),
+            route: (await h.routes()).filter((r) => r.includes(" dev flannel.1 ")).map((r) =>
+              r.trim()
+            )
+              .sort(),
+          });
+          await eventually(
+            async () => {
+              try {
+                assert.deepEqual(await have(), want);
+                return true;
+              } catch {
+                return false;
+              }
+            },
+            5000,
+            `${h.name} entries`,
+          ).catch(async (err) => {
+            assert.deepEqual(await have(), want, String(err));
+          });
+          // No route for the whole network, as in flannel.
+          assert.ok(!(await h.routes()).some((r) => r.startsWith("10.244.0.0/16")));
+        }
+      },
+    );
 
     for (const h of bed.hosts) await h.addPod();
     await t.step("pod-to-pod ping works between every pair", async () => {

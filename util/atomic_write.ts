@@ -1,6 +1,6 @@
 /**
  * Atomic file replacement, as flannel's subnet.env writer does it with `renameio.WriteFile`
- * (REFERENCE §5.2): readers see either the old file or the whole new one, never a partial write.
+ * (flannel pkg/subnet/subnet.go (WriteSubnetFile)): readers see either the old file or the whole new one, never a partial write.
  *
  * Unlike renameio, the temporary file always lives in the target's directory: flannel first
  * probes whether `$TMPDIR` is on the same filesystem, but a sibling temp file is always

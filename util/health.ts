@@ -1,12 +1,12 @@
 /**
- * Health endpoints (REFERENCE §8.1), stricter than flannel's: `/healthz` fails when a loop of
+ * Health endpoints (flannel main.go (mustRunHealthz)), stricter than flannel's: `/healthz` fails when a loop of
  * the agent stopped reporting, `/readyz` succeeds only when every readiness condition holds and
  * says which are missing, and `/metrics` serves the Prometheus registry.
  */
 import type { Logger } from "./log.ts";
 import { PROMETHEUS_CONTENT_TYPE, type Registry } from "./metrics.ts";
 
-/** The readiness conditions the agent reports, in the order they become true (§0 steps 14-20). */
+/** The readiness conditions the agent reports, in the order they become true (flannel main.go's start-up order). */
 export const READINESS_CONDITIONS = ["lease", "rules", "subnet-file", "backend"] as const;
 
 export interface Heartbeat {

@@ -1,5 +1,5 @@
 /**
- * systemd readiness notification (REFERENCE §8.2): one datagram to the unix socket named by
+ * systemd readiness notification (flannel main.go (daemon.SdNotify)): one datagram to the unix socket named by
  * `$NOTIFY_SOCKET`, as `sd_notify(3)` sends it.
  *
  * Deno has no stable unix-datagram client, so this calls libc through FFI: `socket(AF_UNIX,

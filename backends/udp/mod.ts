@@ -1,5 +1,5 @@
 /**
- * The `udp` backend (REFERENCE §6.4): a `flannel0` TUN device and userspace encapsulation,
+ * The `udp` backend (flannel pkg/backend/udp/udp_network_amd64.go): a `flannel0` TUN device and userspace encapsulation,
  * wire-compatible with flannel (the UDP payload is the raw IPv4 packet, TTL decremented on each
  * side). For hosts where VXLAN is filtered or missing.
  *

@@ -1,5 +1,5 @@
 /**
- * The udp backend's network (REFERENCE §6.4): the reconcile loop (`../reconcile_loop.ts`) with the
+ * The udp backend's network (flannel pkg/backend/udp/udp_network_amd64.go): the reconcile loop (`../reconcile_loop.ts`) with the
  * peer table as its policy ({@link UdpPeerPolicy}: every change and every 10 s, publish the table
  * to the data path if it changed and put the overlay route back if someone deleted it), around the
  * data path itself, whose drops are logged at most once per reason per 10 s.

@@ -1,5 +1,5 @@
 /**
- * IPv4 packet work for the udp backend's data path (REFERENCE §6.4), on bytes in place: header
+ * IPv4 packet work for the udp backend's data path (flannel pkg/backend/udp/udp_network_amd64.go), on bytes in place: header
  * checks, the TTL decrement with an incremental checksum fix (RFC 1624), and flannel's ICMP
  * "net unreachable" reply. No allocation: these run once per packet.
  */

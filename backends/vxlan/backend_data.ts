@@ -1,5 +1,5 @@
 /**
- * The vxlan lease `BackendData` (REFERENCE §3.3, §6.3): `{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}`,
+ * The vxlan lease `BackendData` (flannel pkg/lease/lease.go (LeaseAttrs)): `{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}`,
  * byte for byte what flannel writes, and VTEP MAC addresses parsed as Go's `net.ParseMAC` parses
  * the 6-byte forms.
  */

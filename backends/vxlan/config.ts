@@ -1,5 +1,5 @@
 /**
- * The vxlan `Backend` object (REFERENCE §6.3): keys matched case-insensitively as Go's
+ * The vxlan `Backend` object (flannel pkg/backend/vxlan/vxlan_network.go): keys matched case-insensitively as Go's
  * `encoding/json` does, unknown keys (`Type`, Windows-only `MacPrefix`, `Name`, ...) ignored, a
  * key of the wrong type rejected with its name.
  */

@@ -1,5 +1,5 @@
 /**
- * The `flannel.<VNI>` VXLAN device (REFERENCE §6.3): created with the wanted attributes, or an
+ * The `flannel.<VNI>` VXLAN device (flannel pkg/backend/vxlan/vxlan_network.go): created with the wanted attributes, or an
  * existing one reused as is when compatible (zero-downtime restart) and recreated, saying what
  * differed, when not; its `<own subnet>/32` address; up; IPv6 router advertisements off.
  *

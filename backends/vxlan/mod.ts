@@ -1,5 +1,5 @@
 /**
- * The `vxlan` backend (REFERENCE §6.3): pod traffic to other hosts is encapsulated by a kernel
+ * The `vxlan` backend (flannel pkg/backend/vxlan/vxlan_network.go): pod traffic to other hosts is encapsulated by a kernel
  * VXLAN device `flannel.<VNI>`, with one neighbour entry, one FDB entry and one onlink route per
  * remote host, wire-compatible with flannel nodes (device name, port, `BackendData`, entries).
  * Beyond flannel, the entries are reconciled continuously (see `network.ts`).

@@ -1,5 +1,5 @@
 /**
- * The vxlan network (REFERENCE §6.3, plus self-healing): the reconcile loop
+ * The vxlan network (flannel pkg/backend/vxlan/vxlan_network.go, plus self-healing): the reconcile loop
  * (`../reconcile_loop.ts`) with a peer per remote vxlan lease as its policy. Every change runs
  * the full sweep, which compares before it writes.
  *

@@ -1,5 +1,5 @@
 /**
- * The desired kernel state for one remote vxlan host (REFERENCE §6.3), as pure data: a tunnel
+ * The desired kernel state for one remote vxlan host (flannel pkg/backend/vxlan/vxlan_network.go), as pure data: a tunnel
  * peer needs a neighbour entry, an FDB entry and an onlink route on the VXLAN device; a direct
  * peer (DirectRouting, on the same L2 segment) a plain route via its public IP.
  */

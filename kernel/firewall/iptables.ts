@@ -1,5 +1,5 @@
 /**
- * iptables mode (REFERENCE §7.1-§7.3): flannel's chains `FLANNEL-POSTRTG` (nat) and
+ * iptables mode (flannel pkg/trafficmngr/iptables/iptables.go, pkg/trafficmngr/iptables/iptables.go (forward rules)): flannel's chains `FLANNEL-POSTRTG` (nat) and
  * `FLANNEL-FWD` (filter), each (re)built atomically with one `iptables-restore --noflush`, and a
  * resync that compares two `iptables -S` listings per chain with what was installed.
  */

@@ -1,5 +1,5 @@
 /**
- * flannel's iptables rule lists (REFERENCE §7.2, §7.3) and the `iptables-restore` payloads that
+ * flannel's iptables rule lists (flannel pkg/trafficmngr/iptables/iptables.go (masquerade rules)) and the `iptables-restore` payloads that
  * install or remove them. Pure: no I/O, golden-tested.
  */
 
@@ -35,7 +35,7 @@ function tag(comment: string): string {
 
 /**
  * The masquerade rules for cluster network `network` and own pod subnet `subnet` (both
- * canonical CIDRs of `family`), as §7.2 lists them.
+ * canonical CIDRs of `family`), as flannel pkg/trafficmngr/iptables/iptables.go (masquerade rules) lists them.
  */
 export function masqRules(
   family: IpFamily,
@@ -64,7 +64,7 @@ export function masqRules(
   };
 }
 
-/** The forward-accept rules for cluster network `network` (§7.3). */
+/** The forward-accept rules for cluster network `network` (flannel pkg/trafficmngr/iptables/iptables.go (forward rules)). */
 export function forwardRules(family: IpFamily, network: string): ChainRules {
   const c = tag(FORWARD_COMMENT);
   return {

@@ -9,7 +9,7 @@ import {
   supportsRandomFully,
 } from "./iptables_rules.ts";
 
-// REFERENCE §7.2: the e2e golden `iptables -t nat -S` lines (chain part), P=10.42.1.0/24, N=10.42.0.0/16.
+// flannel pkg/trafficmngr/iptables/iptables.go (masquerade rules): the e2e golden `iptables -t nat -S` lines (chain part), P=10.42.1.0/24, N=10.42.0.0/16.
 const GOLDEN_NAT = `-N FLANNEL-POSTRTG
 -A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 -m comment --comment "flanneld masq" -j RETURN
 -A FLANNEL-POSTRTG -s 10.42.1.0/24 -d 10.42.0.0/16 -m comment --comment "flanneld masq" -j RETURN
@@ -37,7 +37,7 @@ Deno.test("masqRules() uses ff00::/8 for IPv6 and drops --random-fully when aske
   );
 });
 
-Deno.test("forwardRules() matches §7.3", () => {
+Deno.test("forwardRules() matches flannel pkg/trafficmngr/iptables/iptables.go (forward rules)", () => {
   assert.deepEqual(expectedChainListing(forwardRules(4, "10.42.0.0/16")), [
     "-N FLANNEL-FWD",
     `-A FLANNEL-FWD -s 10.42.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT`,

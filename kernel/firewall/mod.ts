@@ -1,10 +1,10 @@
 /**
- * Traffic management (REFERENCE §7): flannel's masquerade and forward-accept rules, in iptables
+ * Traffic management (flannel pkg/trafficmngr): flannel's masquerade and forward-accept rules, in iptables
  * (default) or nftables (`EnableNFTables`) form, with a resync loop that restores rules removed
  * behind our back. A leaf: inputs are plain CIDR strings, commands go through a
  * {@link CommandRunner} so every payload is testable without root.
  *
- * Life cycle (§0 steps 15-17): `cleanupOther()`, then `setupMasq()` if `--ip-masq`, then
+ * Life cycle (flannel main.go's start-up order): `cleanupOther()`, then `setupMasq()` if `--ip-masq`, then
  * `setupForward()` if `--iptables-forward-rules`, then `run()` in the background until shutdown.
  * Nothing is removed on shutdown (zero-downtime restart).
  */
@@ -55,11 +55,11 @@ export interface ResyncLoopOptions {
 
 export interface TrafficManager {
   readonly mode: TrafficMode;
-  /** Removes what the other mode left behind (§7.4); read-only when there is nothing. */
+  /** Removes what the other mode left behind (flannel pkg/trafficmngr/iptables/iptables.go (cleanup)); read-only when there is nothing. */
   cleanupOther(opts?: { signal?: AbortSignal }): Promise<void>;
-  /** Installs the masquerade rules (§7.2 / §7.5) atomically per family. */
+  /** Installs the masquerade rules (flannel pkg/trafficmngr/iptables/iptables.go (masquerade rules) / flannel pkg/trafficmngr/nftables/nftables.go) atomically per family. */
   setupMasq(opts: MasqOptions): Promise<void>;
-  /** Installs the forward-accept rules (§7.3 / §7.5) atomically per family. */
+  /** Installs the forward-accept rules (flannel pkg/trafficmngr/iptables/iptables.go (forward rules) / flannel pkg/trafficmngr/nftables/nftables.go) atomically per family. */
   setupForward(opts: ForwardOptions): Promise<void>;
   /** Checks every installed rule set once and reinstalls those that drifted; returns how many. */
   resync(opts?: { signal?: AbortSignal }): Promise<number>;

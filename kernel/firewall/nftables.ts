@@ -1,5 +1,5 @@
 /**
- * nftables mode (REFERENCE §7.5): one table per family (`ip flannel-ipv4`, `ip6 flannel-ipv6`)
+ * nftables mode (flannel pkg/trafficmngr/nftables/nftables.go): one table per family (`ip flannel-ipv4`, `ip6 flannel-ipv6`)
  * replaced as a whole in one `nft -f` transaction whenever what it should hold changes, plus a
  * resync (flannel has none) that compares `nft list table` with what was installed.
  */

@@ -1,5 +1,5 @@
 /**
- * flannel's nftables tables (REFERENCE §7.5) as `nft -f` scripts. Pure: no I/O, golden-tested.
+ * flannel's nftables tables (flannel pkg/trafficmngr/nftables/nftables.go) as `nft -f` scripts. Pure: no I/O, golden-tested.
  * Each script replaces the whole table in one transaction: we own the table, so nothing another
  * program added to it survives, and nothing of ours can be half-applied.
  */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { deleteTablesScript, masqRuleLines, tableScript } from "./nftables_rules.ts";
 
-Deno.test("tableScript() replaces the whole table in one script with §7.5's rules", () => {
+Deno.test("tableScript() replaces the whole table in one script with flannel pkg/trafficmngr/nftables/nftables.go rules", () => {
   const script = tableScript(4, {
     masq: { network: "10.42.0.0/16", subnet: "10.42.1.0/24", fullyRandom: true },
     forward: "10.42.0.0/16",

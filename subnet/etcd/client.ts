@@ -1,7 +1,7 @@
 /**
  * A small etcd v3 client over etcd's JSON gateway (`POST /v3/...`), using `fetch` only: key/value,
  * transactions, leases, compaction and streaming watches, with endpoint failover (see
- * `_transport.ts`), TLS client certificates and username/password auth (REFERENCE §3.1).
+ * `_transport.ts`), TLS client certificates and username/password auth (flannel pkg/subnet/etcd/registry.go).
  * Errors etcd answers with are plain `Error`s carrying etcd's message, except the classes below.
  */
 import { quote } from "../../util/quote.ts";

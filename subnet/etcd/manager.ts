@@ -1,5 +1,5 @@
 /**
- * The etcd subnet manager (REFERENCE §3): network config from `<prefix>/config`, leases under
+ * The etcd subnet manager (flannel pkg/subnet/etcd/local_manager.go): network config from `<prefix>/config`, leases under
  * `<prefix>/subnets/<key>` attached to 24 h etcd leases, acquisition, renewal and the all-leases
  * watch. Talks to etcd only through the `EtcdKV` seam (the JSON-gateway client in production).
  */
@@ -204,7 +204,7 @@ export class EtcdSubnetManager implements SubnetManager {
     });
   }
 
-  /** One pass of §3.5; `undefined` means "lost a creation race, try again". */
+  /** One pass of flannel pkg/subnet/etcd/local_manager.go (AcquireLease); `undefined` means "lost a creation race, try again". */
   async #tryAcquire(
     config: NetworkConfig,
     attrs: LeaseAttrs,

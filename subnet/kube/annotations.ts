@@ -1,5 +1,5 @@
 /**
- * Node annotation names (REFERENCE §4.1): `--kube-annotation-prefix` normalised as flannel's
+ * Node annotation names (flannel pkg/subnet/kube/annotations.go): `--kube-annotation-prefix` normalised as flannel's
  * `newAnnotations`, plus the suffixes flannel reads and writes.
  */
 

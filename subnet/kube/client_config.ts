@@ -1,5 +1,5 @@
 /**
- * Where the API server is and how to authenticate (REFERENCE §4.2 step 1, client-go's
+ * Where the API server is and how to authenticate (flannel pkg/subnet/kube/kube.go (NewSubnetManager) step 1, client-go's
  * `BuildConfigFromFlags`): `--kubeconfig-file` (its current context; server overridden by
  * `--kube-api-url`), else `--kube-api-url` alone (no credentials), else the in-cluster service
  * account (`KUBERNETES_SERVICE_HOST`/`_PORT`, token re-read when the kubelet rotates it, CA).

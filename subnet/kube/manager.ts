@@ -1,5 +1,5 @@
 /**
- * The Kubernetes subnet manager (REFERENCE §4): subnets from `node.spec.podCIDR(s)`, the own
+ * The Kubernetes subnet manager (flannel pkg/subnet/kube/kube.go): subnets from `node.spec.podCIDR(s)`, the own
  * lease advertised in node annotations (patched on `nodes/<name>/status`), peers from a
  * list+watch of all nodes. Network config from `--net-config-path`, read once.
  */
@@ -162,7 +162,7 @@ export class KubeSubnetManager implements SubnetManager {
   }
 
   /**
-   * Patches `NetworkUnavailable=False` (REFERENCE §4.6) when `--set-node-network-unavailable`,
+   * Patches `NetworkUnavailable=False` (flannel pkg/subnet/kube/kube.go) when `--set-node-network-unavailable`,
    * retrying a few times, then holds the lease until `signal` aborts, as the `SubnetManager`
    * contract says: Kubernetes leases need no renewal.
    */

@@ -1,5 +1,5 @@
 /**
- * Node ↔ lease (REFERENCE §4.4, §4.5): peers' leases from their podCIDRs and annotations, and
+ * Node ↔ lease (flannel pkg/subnet/kube/kube.go (nodeToLease)): peers' leases from their podCIDRs and annotations, and
  * the annotations this node writes for its own lease. Pure functions, no I/O.
  */
 import {
@@ -198,7 +198,7 @@ export function sameLease(a: Lease | undefined, b: Lease | undefined): boolean {
 }
 
 /**
- * The annotations to set on the own node for `attrs` (REFERENCE §4.5 steps 5-6), or `undefined`
+ * The annotations to set on the own node for `attrs` (flannel pkg/subnet/kube/kube.go (AcquireLease) steps 5-6), or `undefined`
  * when the node already carries them. Values are flannel's byte for byte: backend data as the
  * JSON text (`null` when none), public IPs in Go's text form, `public-ip` taken from
  * `public-ip-overwrite` when that is set to a usable address (`badAddressAnnotations`).
@@ -317,7 +317,7 @@ export function checkOwnPodCIDRs(
 
 /**
  * The VTEP MAC inside backend data such as `{"VNI":1,"VtepMAC":"12:c6:65:89:b4:e3"}`: the
- * `VtepMAC` key (any case) of the JSON, else flannel's split on `:"` (REFERENCE §4.6).
+ * `VtepMAC` key (any case) of the JSON, else flannel's split on `:"` (flannel pkg/subnet/kube/kube.go).
  */
 export function macFromBackendData(text: string | undefined): string | undefined {
   if (!text) return undefined;

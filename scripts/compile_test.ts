@@ -22,7 +22,7 @@ Caused by:
 Deno.test("compileArgs() embeds every runtime-loaded module and the small young generation", () => {
   const args = compileArgs("out/flanneld");
   for (const f of COMPILE_INCLUDES) assert.ok(args.join(" ").includes(`--include ${f}`), f);
-  assert.ok(args.includes("--v8-flags=--max-semi-space-size=1"));
+  assert.ok(args.includes("--v8-flags=--max-semi-space-size=1,--expose-gc"));
   assert.deepEqual(args.slice(-3), ["--output", "out/flanneld", "main.ts"]);
 });
 

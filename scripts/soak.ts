@@ -30,7 +30,7 @@ const BACKENDS = option("backends", "host-gw,vxlan,udp").split(",");
  * `--agent-v8-flags F`: V8 flags for the agents. The default is what the shipped binary bakes in
  * (scripts/compile.ts); `--expose-gc` (a collection every 100 ms) tells a leak from lazy GC.
  */
-const AGENT_V8 = option("agent-v8-flags", "--max-semi-space-size=1");
+const AGENT_V8 = option("agent-v8-flags", "--max-semi-space-size=1,--expose-gc");
 if (!(MINUTES >= 1)) {
   console.error(`--minutes must be at least 1 (got "${option("minutes", "")}")`);
   Deno.exit(2);

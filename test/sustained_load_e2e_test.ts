@@ -24,7 +24,7 @@ export const GC_STRESS = ["--v8-flags=--expose-gc,--max-semi-space-size=1"];
  * glibc fills freed heap memory with this byte, so a pointer into memory the collector released
  * reads garbage at once (EFAULT) instead of stale but plausible data.
  */
-export const MALLOC_STRESS = { MALLOC_PERTURB_: "165" };
+export const MALLOC_STRESS = { MALLOC_PERTURB_: "165", FLANNEL_GC_STRESS: "1" };
 
 interface IperfInterval {
   sum: { bytes: number; seconds: number };

@@ -153,3 +153,177 @@ Deno.test({
   sanitizeOps: false,
   fn: (t) => hostGwCase(t, true),
 });
+
+/** The MAC of a device on `h`. */
+async function macOf(h: Host, dev: string): Promise<string> {
+  const out = (await h.run(["ip", "link", "show", dev])).stdout;
+  return /link\/ether ([0-9a-f:]{17})/.exec(out)![1];
+}
+
+/** The IPv6 entries `h` must have for every peer on `flannel-v6.1`, as `ip`/`bridge` print them. */
+async function wantV6Entries(bed: TestBed, i: number, v6Subnets: string[]) {
+  const neigh: string[] = [], fdb: string[] = [], routes: string[] = [];
+  for (const [j, p] of bed.hosts.entries()) {
+    if (j === i) continue;
+    const mac = await macOf(p, "flannel-v6.1");
+    const gw = v6Subnets[j].replace("/64", "");
+    neigh.push(`${gw} lladdr ${mac} PERMANENT`);
+    fdb.push(`${mac} dst ${p.ip6} self permanent`);
+    routes.push(`${v6Subnets[j]} via ${gw} metric 1024 onlink pref medium`);
+  }
+  return { neigh: neigh.sort(), fdb: fdb.sort(), routes: routes.sort() };
+}
+
+async function haveV6Entries(h: Host) {
+  const dev = ["dev", "flannel-v6.1"];
+  const neigh = (await lines(h, ["ip", "-6", "neigh", "show", ...dev]))
+    .filter((l) => l.includes("PERMANENT"));
+  const fdb = (await lines(h, ["bridge", "fdb", "show", ...dev]))
+    .filter((l) => !l.startsWith("00:00:00:00:00:00")).map((l) => l.replace(/ via \S+/, ""));
+  const routes = await lines(h, ["ip", "-6", "route", "show", "proto", "101", ...dev]);
+  return { neigh: neigh.sort(), fdb: fdb.sort(), routes: routes.sort() };
+}
+
+async function vxlanCase(t: Deno.TestContext, v6Only: boolean, nft = false): Promise<void> {
+  const config = JSON.parse(dualConfig({ Type: "vxlan" }, v6Only));
+  if (nft) config.EnableNFTables = true;
+  await using bed = await TestBed.create({ hosts: 3, config: JSON.stringify(config) });
+  await bed.startAgents();
+  const envs = await Promise.all(bed.hosts.map((h) => h.subnetEnv()));
+  const v6Subnets = envs.map(v6SubnetOf);
+
+  await t.step(
+    "flannel-v6.1: kernel VXLAN over the IPv6 underlay, MTU 1430, <subnet>/128",
+    async () => {
+      for (const [i, h] of bed.hosts.entries()) {
+        const d = (await h.run(["ip", "-d", "link", "show", "flannel-v6.1"])).stdout;
+        assert.match(d, /mtu 1430 /);
+        assert.match(d, new RegExp(`vxlan id 1 local ${h.ip6} dev eth0 .*dstport 8472 nolearning`));
+        const addrs = await lines(h, [
+          "ip",
+          "-6",
+          "addr",
+          "show",
+          "dev",
+          "flannel-v6.1",
+          "scope",
+          "global",
+        ]);
+        assert.ok(
+          addrs.some((l) => l.startsWith(`inet6 ${v6Subnets[i].replace("/64", "/128")}`)),
+          addrs.join("\n"),
+        );
+        assert.equal(envs[i].FLANNEL_MTU, "1430", "the MTU that fits both families");
+        if (!v6Only) {
+          assert.match(
+            (await h.run(["ip", "link", "show", "flannel.1"])).stdout,
+            /mtu 1450 /,
+          );
+        } else {assert.equal(
+            (await h.run(["ip", "link", "show", "flannel.1"], false)).ok,
+            false,
+          );}
+      }
+      assert.ok(bed.hosts[0].agent!.lines.some((l) => v6Only || /FLANNEL_MTU is 1430/.test(l)));
+    },
+  );
+
+  await t.step(
+    "the lease carries PublicIPv6 and BackendV6Data as flannel writes them",
+    async () => {
+      const { sh } = await import("./testbed.ts");
+      const out = (await sh([
+        "etcdctl",
+        `--endpoints=${bed.etcdEndpoint}`,
+        "get",
+        "--prefix",
+        "/coreos.com/network/subnets/",
+      ])).stdout;
+      const h = bed.hosts[0];
+      const mac6 = await macOf(h, "flannel-v6.1");
+      const v4 = v6Only ? "" : `"PublicIP":"${h.ip}",`;
+      const data = v6Only
+        ? ""
+        : `,"BackendData":{"VNI":1,"VtepMAC":"${await macOf(h, "flannel.1")}"}`;
+      const want = v6Only
+        ? `{"PublicIP":"0.0.0.0","PublicIPv6":"${h.ip6}","BackendType":"vxlan","BackendV6Data":{"VNI":1,"VtepMAC":"${mac6}"}}`
+        : `{${v4}"PublicIPv6":"${h.ip6}","BackendType":"vxlan"${data},"BackendV6Data":{"VNI":1,"VtepMAC":"${mac6}"}}`;
+      assert.ok(out.includes(want), `want ${want} in\n${out}`);
+    },
+  );
+
+  await t.step("per peer exactly one IPv6 neighbour, FDB entry and onlink route", async () => {
+    for (const [i, h] of bed.hosts.entries()) {
+      const want = await wantV6Entries(bed, i, v6Subnets);
+      let have: unknown;
+      await eventually(
+        async () => {
+          have = await haveV6Entries(h);
+          return JSON.stringify(have) === JSON.stringify(want);
+        },
+        5000,
+        `${h.name} IPv6 entries`,
+      ).catch((err) => {
+        throw new Error(
+          `${err.message}: want ${JSON.stringify(want)} have ${JSON.stringify(have)}`,
+        );
+      });
+    }
+  });
+
+  for (const h of bed.hosts) await h.addPod();
+  await t.step("pods ping each other in every family between every pair", async () => {
+    await pingEveryPair(bed, v6Only);
+  });
+
+  await t.step(
+    "a deleted IPv6 route, neighbour, FDB entry and flannel-v6.1 come back within 1 s",
+    async () => {
+      const [h, p] = bed.hosts;
+      const want = await wantV6Entries(bed, 0, v6Subnets);
+      const mac = await macOf(p, "flannel-v6.1");
+      const gw = v6Subnets[1].replace("/64", "");
+      const cases: Array<[string, string[]]> = [
+        ["route", ["ip", "-6", "route", "del", v6Subnets[1], "dev", "flannel-v6.1"]],
+        ["neighbour", ["ip", "-6", "neigh", "del", gw, "dev", "flannel-v6.1"]],
+        ["FDB entry", ["bridge", "fdb", "del", mac, "dev", "flannel-v6.1", "dst", p.ip6]],
+        ["device", ["ip", "link", "del", "flannel-v6.1"]],
+      ];
+      for (const [what, cmd] of cases) {
+        await h.run(cmd);
+        const t0 = Date.now();
+        await eventually(
+          async () =>
+            JSON.stringify(await haveV6Entries(h).catch(() => ({}))) === JSON.stringify(want),
+          1000,
+          `${what} restored`,
+        );
+        console.log(`  ${what} restored after ${Date.now() - t0} ms`);
+      }
+      assert.ok(await ping(h.pods[0], p.pods[0].ip6!, 2), "IPv6 traffic after the repairs");
+    },
+  );
+
+  await t.step("an agent restart keeps the MAC and loses no ping in either family", async () => {
+    const c = bed.hosts[2];
+    const before = await macOf(c, "flannel-v6.1");
+    await restartLosesNothing(bed, v6Only);
+    assert.equal(await macOf(c, "flannel-v6.1"), before);
+  });
+}
+
+Deno.test({
+  name: "vxlan dual stack: flannel.1 and flannel-v6.1, entries, pings, healing, restart",
+  ignore: skipUnlessRoot("dual-stack vxlan end-to-end"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: (t) => vxlanCase(t, false),
+});
+
+Deno.test({
+  name: "vxlan IPv6-only with nftables: flannel-v6.1 alone, entries, pings, healing, restart",
+  ignore: skipUnlessRoot("IPv6-only vxlan end-to-end"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: (t) => vxlanCase(t, true, true),
+});

@@ -327,3 +327,28 @@ Deno.test({
   sanitizeOps: false,
   fn: (t) => vxlanCase(t, true, true),
 });
+
+Deno.test({
+  name: "EnableIPv6 on a host with disable_ipv6=1: one clear error, no half-built data path",
+  ignore: skipUnlessRoot("IPv6 precondition end-to-end"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await using bed = await TestBed.create({ hosts: 1, config: dualConfig({ Type: "vxlan" }) });
+    const h = bed.hosts[0];
+    await h.run(["sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=1"]);
+    const agent = h.startAgent();
+    const status = await agent.status;
+    assert.notEqual(status.code, 0);
+    const errors = agent.lines.filter((l) => l.startsWith("E"));
+    assert.ok(
+      errors.some((l) =>
+        l.includes("net.ipv6.conf.eth0.disable_ipv6=1") &&
+        l.includes("sysctl -w net.ipv6.conf.eth0.disable_ipv6=0")
+      ),
+      agent.lines.join("\n"),
+    );
+    assert.equal((await h.run(["ip", "link", "show", "flannel.1"], false)).ok, false);
+    assert.equal((await h.run(["ip", "link", "show", "flannel-v6.1"], false)).ok, false);
+  },
+});

@@ -7,6 +7,14 @@
  */
 import assert from "node:assert/strict";
 import { eventually, type Host, ping, pingDuring, skipUnlessRoot, TestBed } from "./testbed.ts";
+import {
+  fillGolden,
+  flannelChains,
+  GOLDEN_FWD,
+  GOLDEN_NAT,
+  GOLDEN_NFT_FORWARD,
+  GOLDEN_NFT_POSTRTG,
+} from "./firewall_goldens.ts";
 
 const V4 = { Network: "10.244.0.0/16" };
 const V6 = { EnableIPv6: true, IPv6Network: "fd00:244::/56", IPv6SubnetLen: 64 };
@@ -39,6 +47,33 @@ export async function pingEveryPair(bed: TestBed, v6Only: boolean): Promise<void
   }
 }
 
+/** Host 1's IPv6 rules (`ip6tables -S` or `nft list table ip6 flannel-ipv6`) are flannel's. */
+async function ipv6RulesAreFlannels(bed: TestBed, nft: boolean): Promise<void> {
+  const h = bed.hosts[0];
+  const net = { n: V6.IPv6Network, p: v6SubnetOf(await h.subnetEnv()) };
+  const ns = { sh: async (cmd: string) => (await h.run(["sh", "-c", cmd])).stdout };
+  if (nft) {
+    const chains = await Promise.all(
+      ["postrtg", "forward"].map((c) => ns.sh(`nft list chain ip6 flannel-ipv6 ${c}`)),
+    );
+    assert.equal(chains[0], fillGolden(GOLDEN_NFT_POSTRTG, net, 6));
+    assert.equal(chains[1], fillGolden(GOLDEN_NFT_FORWARD, net, 6));
+    return;
+  }
+  const tool = /Using iptables-legacy/.test(h.agent!.lines.join("\n"))
+    ? "ip6tables-legacy"
+    : "ip6tables-nft";
+  await eventually(
+    async () =>
+      (await flannelChains(ns, tool, "nat")) === fillGolden(GOLDEN_NAT, net, 6) &&
+      (await flannelChains(ns, tool, "filter")) === fillGolden(GOLDEN_FWD, net, 6),
+    3000,
+    `${tool} -S equal to flannel's golden rules`,
+  ).catch(async (err) => {
+    throw new Error(`${err.message}:\n${await flannelChains(ns, tool, "nat")}`);
+  });
+}
+
 /** A restart of host 3's agent while host 1's pod pings it in every family: nothing lost. */
 export async function restartLosesNothing(bed: TestBed, v6Only: boolean): Promise<void> {
   const [a, , c] = bed.hosts;
@@ -63,7 +98,7 @@ async function hostGwCase(t: Deno.TestContext, v6Only: boolean): Promise<void> {
     hosts: 3,
     config: dualConfig({ Type: "host-gw" }, v6Only),
   });
-  await bed.startAgents();
+  await bed.startAgents(["--ip-masq"]);
   const envs = await Promise.all(bed.hosts.map((h) => h.subnetEnv()));
   const v6Subnets = envs.map(v6SubnetOf);
 
@@ -111,6 +146,10 @@ async function hostGwCase(t: Deno.TestContext, v6Only: boolean): Promise<void> {
         throw err;
       });
     }
+  });
+
+  await t.step("the IPv6 masquerade and forward rules are flannel's (ip6tables -S)", async () => {
+    await ipv6RulesAreFlannels(bed, false);
   });
 
   for (const h of bed.hosts) await h.addPod();
@@ -188,7 +227,7 @@ async function vxlanCase(t: Deno.TestContext, v6Only: boolean, nft = false): Pro
   const config = JSON.parse(dualConfig({ Type: "vxlan" }, v6Only));
   if (nft) config.EnableNFTables = true;
   await using bed = await TestBed.create({ hosts: 3, config: JSON.stringify(config) });
-  await bed.startAgents();
+  await bed.startAgents(["--ip-masq"]);
   const envs = await Promise.all(bed.hosts.map((h) => h.subnetEnv()));
   const v6Subnets = envs.map(v6SubnetOf);
 

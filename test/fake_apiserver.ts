@@ -383,7 +383,9 @@ export class FakeApiServer implements AsyncDisposable {
 
   #list(url: URL): Response {
     const names = [...this.#nodes.keys()].sort();
-    const limit = Number(url.searchParams.get("limit") ?? "0");
+    // resourceVersion=0 is served from the watch cache, which ignores `limit` (no paging).
+    const cached = url.searchParams.get("resourceVersion") === "0";
+    const limit = cached ? 0 : Number(url.searchParams.get("limit") ?? "0");
     const after = url.searchParams.get("continue") ? atob(url.searchParams.get("continue")!) : "";
     let selected = names.filter((n) => n > after);
     let cont: string | undefined;

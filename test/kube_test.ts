@@ -197,6 +197,19 @@ Deno.test("watchLeases() survives silent streams, drops, 410 and API server rest
     assert.ok(log.lines.some((l) => l.includes("410 Gone): re-listing")), log.lines.join("\n"));
   });
 
+  await t.step("the start lists from the watch cache; the re-list after 410 is consistent", () => {
+    const lists = c.api.requests.filter((r) =>
+      r.method === "GET" && /^\/api\/v1\/nodes\?/.test(r.url)
+    )
+      .map((r) => new URL(r.url, "http://x").searchParams);
+    assert.ok(lists.length >= 2, `${lists.length} node lists`);
+    assert.equal(lists[0].get("resourceVersion"), "0");
+    assert.equal(lists[0].get("limit"), null);
+    const after410 = lists.at(-1)!;
+    assert.equal(after410.get("resourceVersion"), null);
+    assert.equal(after410.get("limit"), "500");
+  });
+
   await t.step("changes while the API server restarts are not lost", async () => {
     for (const keepHistory of [true, false]) {
       await c.api.stop();
@@ -297,8 +310,10 @@ Deno.test("bad nodes and bad answers are logged with the node name and skipped",
   badData.metadata!.annotations![`${PREFIX}backend-data`] = "{VNI:1";
   c.api.setNode(badData);
   c.api.setNode(bareNode("unmanaged", "10.244.6.0/24"));
-  c.api.failNext(1, 500, undefined, /limit=/);
-  c.api.failNext(1, 200, "<html>not json</html>", /limit=/);
+  // The node list (from the watch cache at start: resourceVersion=0), not the watch.
+  const nodeList = /^\/api\/v1\/nodes\?(resourceVersion=0$|limit=)/;
+  c.api.failNext(1, 500, undefined, nodeList);
+  c.api.failNext(1, 200, "<html>not json</html>", nodeList);
   const log = captureLog();
   const m = await c.manager("me", { log });
   const view = new PeerView(m, undefined, c.signal());

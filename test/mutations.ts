@@ -198,6 +198,20 @@ export const mutations: readonly Mutation[] = [
     replace: "    return;\n    await new Promise<void>(",
     tests: ["test/kube_test.ts"],
   },
+  {
+    behaviour: "the first node list comes from the API server's watch cache",
+    file: "subnet/kube/manager.ts",
+    find: "    let fromCache = true;",
+    replace: "    let fromCache = false;",
+    tests: ["test/kube_test.ts"],
+  },
+  {
+    behaviour: "the node re-list after 410 Gone is a consistent read",
+    file: "subnet/kube/manager.ts",
+    find: "            fromCache = false;\n",
+    replace: "",
+    tests: ["test/kube_test.ts"],
+  },
   // agent.ts
   {
     behaviour: "the agent awaits every loop it started before returning",

@@ -210,13 +210,22 @@ export class KubeClient {
     );
   }
 
-  /** Lists all nodes (following `continue` tokens); the list's resourceVersion starts a watch. */
-  async listNodes(options: SignalOptions & { limit?: number } = {}): Promise<NodeList> {
+  /**
+   * Lists all nodes; the list's resourceVersion starts a watch. With `fromCache`, as informers
+   * do on start: `resourceVersion=0`, which the API server answers from its watch cache (no
+   * quorum read of etcd, and no paging); otherwise a consistent read in pages of `limit`
+   * (following `continue` tokens), which is also followed if the server pages a cached list.
+   */
+  async listNodes(
+    options: SignalOptions & { limit?: number; fromCache?: boolean } = {},
+  ): Promise<NodeList> {
     const items: Node[] = [];
     let token = "";
     const limit = options.limit ?? 500;
-    while (true) {
-      const q = new URLSearchParams({ limit: String(limit) });
+    for (let first = true;; first = false) {
+      const q = first && options.fromCache
+        ? new URLSearchParams({ resourceVersion: "0" })
+        : new URLSearchParams({ limit: String(limit) });
       if (token) q.set("continue", token);
       const page = await this.request<NodeList>("GET", `/api/v1/nodes?${q}`, options);
       if (!Array.isArray(page?.items)) {

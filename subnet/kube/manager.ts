@@ -277,10 +277,14 @@ export class KubeSubnetManager implements SubnetManager {
       if (message !== lastProblem) this.#log.warn(message);
       lastProblem = message;
     };
+    // The first list comes from the API server's watch cache (resourceVersion=0), as informers
+    // do: a DaemonSet rollout must not mean one quorum read of the node list per node. After
+    // 410 Gone the cache may be as old as the expired version, so that re-list is consistent.
+    let fromCache = true;
     while (!signal.aborted) {
       let rv: string;
       try {
-        const list = await this.#o.client.listNodes({ signal });
+        const list = await this.#o.client.listNodes({ signal, fromCache });
         rv = list.metadata?.resourceVersion ?? "";
         if (!rv) throw new Error("the node list has no metadata.resourceVersion");
         state.replace(list.items);
@@ -339,6 +343,7 @@ export class KubeSubnetManager implements SubnetManager {
             this.#log.info(
               `Watch of nodes expired at resourceVersion ${rv} (410 Gone): re-listing`,
             );
+            fromCache = false;
             break;
           }
           problem(

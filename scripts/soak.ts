@@ -12,6 +12,7 @@
  */
 import { EtcdClient } from "../subnet/etcd/client.ts";
 import { eventually } from "../test/eventually.ts";
+import { fakePeerLease, iperf } from "../test/load.ts";
 import { type Host, sh, TestBed } from "../test/testbed.ts";
 
 function option(name: string, fallback: string): string {
@@ -74,15 +75,6 @@ interface Bed {
   atMinute1: Map<Host, Sample | undefined>;
 }
 
-/** A fake peer's lease value for churn event `n`: host a's lease with another IP and MAC. */
-function fakeLease(template: string, bed: TestBed, n: number): string {
-  const mac = `02:00:00:00:${(n >> 8 & 255).toString(16).padStart(2, "0")}:${
-    (n & 255).toString(16).padStart(2, "0")
-  }`;
-  return template.replace(/"PublicIP":"[^"]*"/, `"PublicIP":"${bed.underlayIP(9)}"`)
-    .replace(/"VtepMAC":"[^"]*"/, `"VtepMAC":"${mac}"`);
-}
-
 /** Waits until both agents logged `what` for `subnet` after their line `from`. */
 async function converged(b: Bed, what: "added" | "removed", subnet: string, from: number[]) {
   const re = new RegExp(`Subnet ${what}: ${subnet.replaceAll(".", "\\.")}\\b`);
@@ -125,7 +117,7 @@ async function churn(b: Bed, signal: AbortSignal): Promise<void> {
       t0 = performance.now();
       try {
         if (remove) await b.client.delete(key, { signal });
-        else await b.client.put(key, fakeLease(template, b.bed, n), { signal });
+        else await b.client.put(key, fakePeerLease(template, b.bed.underlayIP(9), n), { signal });
         break;
       } catch {
         if (signal.aborted) break;
@@ -151,50 +143,14 @@ async function churn(b: Bed, signal: AbortSignal): Promise<void> {
 
 function startIperf(b: Bed, seconds: number): void {
   const [a, c] = b.bed.hosts;
-  const server = new Deno.Command("ip", {
-    args: ["netns", "exec", c.pods[0].ns, "iperf3", "-s", "-1", "-J", "-B", c.pods[0].ip],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  b.iperf = (async () => {
-    try {
-      for (let attempt = 0;; attempt++) {
-        const r = await sh([
-          "timeout",
-          String(seconds + 60),
-          "iperf3",
-          "-c",
-          c.pods[0].ip,
-          "-t",
-          String(seconds),
-          "-i",
-          "1",
-          "-b",
-          BITRATE,
-          "-J",
-          "--get-server-output",
-        ], { netns: a.pods[0].ns, check: false });
-        if (/unable to connect/.test(r.stdout) && attempt < 50) {
-          await new Promise((r) => setTimeout(r, 200));
-          continue;
-        }
-        const report = JSON.parse(r.stdout || "{}");
-        const intervals: { sum: { bytes: number } }[] = report.server_output_json?.intervals ??
-          [];
-        return {
-          bytes: report.end?.sum_received?.bytes ?? 0,
-          stalls: intervals.filter((i) => i.sum.bytes === 0).length,
-          seconds: intervals.length,
-          error: report.error,
-        };
-      }
-    } finally {
-      try {
-        server.kill("SIGKILL");
-      } catch { /* exited */ }
-      await server.status;
-    }
-  })();
+  b.iperf = iperf(a.pods[0], c.pods[0], { seconds, bitrate: BITRATE, slackSeconds: 60 }).then(
+    (r) => ({
+      bytes: r.bytes,
+      stalls: r.perSecond.filter((n) => n === 0).length,
+      seconds: r.perSecond.length,
+      error: r.error,
+    }),
+  );
 }
 
 const at = (ms: number) => {

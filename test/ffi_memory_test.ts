@@ -13,9 +13,8 @@ import { symbols as netlinkSymbols } from "../kernel/netlink/_libc.ts";
 import { symbols as tunSymbols } from "../kernel/_tun_libc.ts";
 import { Pinned, pinnedCount } from "../kernel/pinned.ts";
 import { LIBC_SYMBOLS as sdNotifySymbols } from "../util/sd_notify.ts";
+import { sourceFiles } from "./source_files.ts";
 import { SYMBOLS as unixgramSymbols } from "./unixgram.ts";
-
-const ROOT = new URL("../", import.meta.url);
 
 type SymbolTable = Record<string, { parameters: readonly string[]; nonblocking?: boolean }>;
 
@@ -29,18 +28,9 @@ const TABLES: Record<string, SymbolTable> = {
 /** libc calls whose argument is a vector of structures holding further addresses. */
 const ADDRESS_VECTORS = new Set(["recvmmsg", "sendmmsg", "recvmsg", "sendmsg", "readv", "writev"]);
 
-async function* sources(dir: URL, rel = ""): AsyncGenerator<[string, string]> {
-  for await (const e of Deno.readDir(dir)) {
-    if (e.name.startsWith(".") || e.name === "node_modules" || e.name === "dist") continue;
-    const path = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory) yield* sources(new URL(`${e.name}/`, dir), path);
-    else if (e.name.endsWith(".ts")) yield [path, await Deno.readTextFile(new URL(e.name, dir))];
-  }
-}
-
 Deno.test("only kernel/pinned.ts takes addresses of JavaScript memory", async () => {
   const offenders: string[] = [];
-  for await (const [path, text] of sources(ROOT)) {
+  for await (const [path, text] of sourceFiles(/\.ts$/)) {
     if (path === "kernel/pinned.ts" || path === "test/ffi_memory_test.ts") continue;
     if (/UnsafePointer\s*\.\s*(of|create)\b/.test(text)) offenders.push(path);
   }
@@ -49,7 +39,7 @@ Deno.test("only kernel/pinned.ts takes addresses of JavaScript memory", async ()
 
 Deno.test("every FFI library is opened by a module whose symbol table is checked here", async () => {
   const opening: string[] = [];
-  for await (const [path, text] of sources(ROOT)) {
+  for await (const [path, text] of sourceFiles(/\.ts$/)) {
     if (path !== "test/ffi_memory_test.ts" && /\bdlopen\s*\(/.test(text)) opening.push(path);
   }
   assert.deepEqual(opening.sort(), Object.keys(TABLES).sort());

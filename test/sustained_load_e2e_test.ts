@@ -8,7 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { EtcdClient } from "../subnet/etcd/client.ts";
-import { type Host, ping, sh, skipUnlessRoot, TestBed } from "./testbed.ts";
+import { fakePeerLease, iperf } from "./load.ts";
+import { type Host, ping, skipUnlessRoot, TestBed } from "./testbed.ts";
 
 /** Seconds of traffic per backend; FLANNEL_TEST_LOAD_SECONDS makes a longer local run. */
 const SECONDS = Number(Deno.env.get("FLANNEL_TEST_LOAD_SECONDS") ?? 30);
@@ -26,53 +27,12 @@ export const GC_STRESS = ["--v8-flags=--expose-gc,--max-semi-space-size=1"];
  */
 export const MALLOC_STRESS = { MALLOC_PERTURB_: "165", FLANNEL_GC_STRESS: "1" };
 
-interface IperfInterval {
-  sum: { bytes: number; seconds: number };
-}
-
-/** Runs iperf3 from `host`'s first pod to `peer`'s for `seconds`; the receiver's intervals. */
-async function iperf(host: Host, peer: Host, seconds: number): Promise<IperfInterval[]> {
-  const server = new Deno.Command("ip", {
-    args: ["netns", "exec", peer.pods[0].ns, "iperf3", "-s", "-1", "-J", "-B", peer.pods[0].ip],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  try {
-    let out = "";
-    for (let attempt = 0; attempt < 20; attempt++) {
-      const r = await sh([
-        "timeout",
-        String(seconds + 30),
-        "iperf3",
-        "-c",
-        peer.pods[0].ip,
-        "-t",
-        String(seconds),
-        "-i",
-        "1",
-        "-J",
-        "--get-server-output",
-        "--connect-timeout",
-        "2000",
-      ], { netns: host.pods[0].ns, check: false });
-      out = r.stdout;
-      // The server may not listen yet: iperf3 then reports "unable to connect" (in its JSON).
-      if (!/unable to connect/i.test(out + r.stderr)) {
-        if (r.ok) break;
-        throw new Error(`iperf3 failed: ${out.slice(-2000)} ${r.stderr.slice(0, 500)}`);
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const report = JSON.parse(out);
-    const intervals: IperfInterval[] = report.server_output_json?.intervals ?? [];
-    assert.ok(intervals.length >= seconds - 1, `receiver intervals: ${intervals.length}`);
-    return intervals;
-  } finally {
-    try {
-      server.kill("SIGKILL");
-    } catch { /* exited */ }
-    await server.status;
-  }
+/** `iperf` for `seconds`, failing unless iperf3 succeeded and the receiver reported each second. */
+async function tcpFor(host: Host, peer: Host, seconds: number): Promise<number[]> {
+  const r = await iperf(host.pods[0], peer.pods[0], { seconds });
+  if (!r.ok) throw new Error(`iperf3 failed: ${r.output}`);
+  assert.ok(r.perSecond.length >= seconds - 1, `receiver intervals: ${r.perSecond.length}`);
+  return r.perSecond;
 }
 
 async function metrics(host: Host, port: number): Promise<Map<string, number>> {
@@ -102,21 +62,23 @@ function total(m: Map<string, number>, re: RegExp): number {
  */
 async function churn(bed: TestBed, host: Host, signal: AbortSignal): Promise<number> {
   const client = await EtcdClient.create({ endpoints: [bed.etcdEndpoint] });
-  const subnets = `${bed.prefix}/subnets/`;
-  const own = (await host.subnetEnv()).FLANNEL_SUBNET.replace(/\.1\/24$/, ".0-24");
-  const value = (await client.get(subnets + own)).kv!.value
-    .replace(host.ip, bed.underlayIP(9))
-    .replace(/"VtepMAC":"[^"]*"/, '"VtepMAC":"02:00:00:00:00:09"');
-  const key = subnets + own.replace(/^(\d+\.\d+)\.\d+/, "$1.250");
-  let changes = 0;
-  while (!signal.aborted) {
-    if (changes % 2 === 0) await client.put(key, value);
-    else await client.delete(key);
-    changes++;
-    await new Promise((r) => setTimeout(r, 250));
+  try {
+    const subnets = `${bed.prefix}/subnets/`;
+    const own = (await host.subnetEnv()).FLANNEL_SUBNET.replace(/\.1\/24$/, ".0-24");
+    const value = fakePeerLease((await client.get(subnets + own)).kv!.value, bed.underlayIP(9), 9);
+    const key = subnets + own.replace(/^(\d+\.\d+)\.\d+/, "$1.250");
+    let changes = 0;
+    while (!signal.aborted) {
+      if (changes % 2 === 0) await client.put(key, value);
+      else await client.delete(key);
+      changes++;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    if (changes % 2 === 1) await client.delete(key);
+    return changes;
+  } finally {
+    client.close();
   }
-  if (changes % 2 === 1) await client.delete(key);
-  return changes;
 }
 
 function sustainedLoad(backend: string, config: string, check: (m: Map<string, number>) => void) {
@@ -141,9 +103,9 @@ function sustainedLoad(backend: string, config: string, check: (m: Map<string, n
 
       const stopChurn = new AbortController();
       const churned = churn(bed, a, stopChurn.signal);
-      let intervals: IperfInterval[];
+      let perSecond: number[];
       try {
-        intervals = await iperf(a, b, SECONDS);
+        perSecond = await tcpFor(a, b, SECONDS);
       } finally {
         stopChurn.abort();
         await churned.catch(() => {});
@@ -153,7 +115,6 @@ function sustainedLoad(backend: string, config: string, check: (m: Map<string, n
       for (const h of bed.hosts) {
         await h.agent!.waitFor(/Subnet removed: \d+\.\d+\.250\.0\/24/, 5000);
       }
-      const perSecond = intervals.map((i) => i.sum.bytes);
       const empty = perSecond.map((n, i) => n > 0 ? -1 : i).filter((i) => i >= 0);
       assert.deepEqual(empty, [], `seconds without bytes: ${empty} (bytes/s: ${perSecond})`);
 

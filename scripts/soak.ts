@@ -102,9 +102,15 @@ async function churn(b: Bed, signal: AbortSignal): Promise<void> {
   const own = (await a.subnetEnv()).FLANNEL_SUBNET.replace(/\.1\/24$/, ".0-24");
   const template = (await b.client.get(subnets + own)).kv!.value;
   const network = own.split(".").slice(0, 2).join(".");
+  // The fake peers never take a real host's subnet (that would overwrite, then delete, its lease).
+  const taken = new Set<number>();
+  for (const h of b.bed.hosts) {
+    taken.add(Number((await h.subnetEnv()).FLANNEL_SUBNET.split(".")[2]));
+  }
+  const free = Array.from({ length: 150 }, (_, i) => 100 + i).filter((t) => !taken.has(t));
   const live: number[] = [];
   for (let n = 0; !signal.aborted; n++) {
-    const third = 100 + (n % 150);
+    const third = free[n % free.length];
     const remove = live.length >= 3;
     const target = remove ? live.shift()! : third;
     const subnet = `${network}.${target}.0/24`;

@@ -57,16 +57,22 @@ function total(m: Map<string, number>, re: RegExp): number {
 
 /**
  * Adds and removes a third peer's lease every 250 ms until `signal` aborts (a copy of `host`'s
- * lease with another subnet, public IP and VTEP MAC), so the agents' reconcilers and netlink event
- * loops work all through the load. Resolves with the number of changes made.
+ * lease with subnet `<a>.<b>.<third>.0/24`, another public IP and VTEP MAC), so the agents'
+ * reconcilers and netlink event loops work all through the load. Resolves with the number of
+ * changes made.
  */
-async function churn(bed: TestBed, host: Host, signal: AbortSignal): Promise<number> {
+async function churn(
+  bed: TestBed,
+  host: Host,
+  third: number,
+  signal: AbortSignal,
+): Promise<number> {
   const client = await EtcdClient.create({ endpoints: [bed.etcdEndpoint] });
   try {
     const subnets = `${bed.prefix}/subnets/`;
     const own = (await host.subnetEnv()).FLANNEL_SUBNET.replace(/\.1\/24$/, ".0-24");
     const value = fakePeerLease((await client.get(subnets + own)).kv!.value, bed.underlayIP(9), 9);
-    const key = subnets + own.replace(/^(\d+\.\d+)\.\d+/, "$1.250");
+    const key = subnets + own.replace(/^(\d+\.\d+)\.\d+/, `$1.${third}`);
     let changes = 0;
     while (!signal.aborted) {
       if (changes % 2 === 0) await client.put(key, value);
@@ -102,7 +108,12 @@ function sustainedLoad(backend: string, config: string, check: (m: Map<string, n
       assert.ok(await ping(a.pods[0], b.pods[0].ip, 3), "ping before the load");
 
       const stopChurn = new AbortController();
-      const churned = churn(bed, a, stopChurn.signal);
+      // The fake peer's subnet is none of the real hosts' (that would overwrite their leases).
+      const taken = await Promise.all(
+        bed.hosts.map(async (h) => Number((await h.subnetEnv()).FLANNEL_SUBNET.split(".")[2])),
+      );
+      const third = [250, 251, 252].find((t) => !taken.includes(t))!;
+      const churned = churn(bed, a, third, stopChurn.signal);
       let perSecond: number[];
       try {
         perSecond = await tcpFor(a, b, SECONDS);
@@ -113,7 +124,7 @@ function sustainedLoad(backend: string, config: string, check: (m: Map<string, n
       const changes = await churned;
       assert.ok(changes >= SECONDS * 2, `lease changes during the load: ${changes}`);
       for (const h of bed.hosts) {
-        await h.agent!.waitFor(/Subnet removed: \d+\.\d+\.250\.0\/24/, 5000);
+        await h.agent!.waitFor(new RegExp(`Subnet removed: \\d+\\.\\d+\\.${third}\\.0/24`), 5000);
       }
       const empty = perSecond.map((n, i) => n > 0 ? -1 : i).filter((i) => i >= 0);
       assert.deepEqual(empty, [], `seconds without bytes: ${empty} (bytes/s: ${perSecond})`);

@@ -9,7 +9,12 @@ import { EtcdClient, type EtcdClientOptions } from "../subnet/etcd/client.ts";
 import { EtcdSubnetManager } from "../subnet/etcd/manager.ts";
 import { formatIP4Net, parseIP4, parseIP4Net } from "../subnet/ip.ts";
 import { LeaseWatcher } from "../subnet/lease_watcher.ts";
-import { type LeaseEvent, LeaseRevokedError, type LeaseWatchResult } from "../subnet/mod.ts";
+import {
+  type Lease,
+  type LeaseEvent,
+  LeaseRevokedError,
+  type LeaseWatchResult,
+} from "../subnet/mod.ts";
 import { createLogger, silentLogger } from "../util/log.ts";
 import { recordingLogger } from "./recording_logger.ts";
 import { startEtcd } from "./etcd_server.ts";
@@ -182,13 +187,16 @@ Deno.test("EtcdSubnetManager.watchLeases() loses no event across partitions, res
   const direct = await EtcdClient.create({ endpoints: [etcd.endpoint] });
   const viaProxy = await EtcdClient.create({ endpoints: [proxy.endpoint] });
   const abort = new AbortController();
-  const has = (w: ReturnType<typeof watchInto>, ip: number) =>
-    w.watcher.leases.some((l) => l.subnet.ip === ip);
+  // A lease is known by subnet and owner: a deleted lease's subnet may be handed out again.
+  const has = (w: ReturnType<typeof watchInto>, lease: Lease) =>
+    w.watcher.leases.some((l) =>
+      l.subnet.ip === lease.subnet.ip && l.attrs.publicIP === lease.attrs.publicIP
+    );
   try {
     await direct.put(`${PREFIX}/config`, CONFIG);
     const w = watchInto(manager(viaProxy), abort.signal);
     const a = await manager(direct).acquireLease(attrs("192.168.9.1"));
-    await eventually(() => has(w, a.subnet.ip), 10_000, "live added event");
+    await eventually(() => has(w, a), 10_000, "live added event");
 
     // Partition: events written meanwhile arrive once the watch resumes from its revision.
     proxy.cut();
@@ -196,7 +204,7 @@ Deno.test("EtcdSubnetManager.watchLeases() loses no event across partitions, res
     await direct.delete(`${PREFIX}/subnets/${formatIP4Net(a.subnet).replace("/", "-")}`);
     proxy.heal();
     await eventually(
-      () => has(w, b.subnet.ip) && !has(w, a.subnet.ip),
+      () => has(w, b) && !has(w, a),
       15_000,
       "resume after partition",
     );
@@ -206,7 +214,7 @@ Deno.test("EtcdSubnetManager.watchLeases() loses no event across partitions, res
     // etcd itself restarts (same data dir): the watch reconnects and keeps going.
     await etcd.restart();
     const c = await manager(direct).acquireLease(attrs("192.168.9.3"));
-    await eventually(() => has(w, c.subnet.ip), 20_000, "event after etcd restart");
+    await eventually(() => has(w, c), 20_000, "event after etcd restart");
 
     // Compaction past the watch's revision while partitioned forces a re-list and a diff.
     proxy.cut();
@@ -215,14 +223,14 @@ Deno.test("EtcdSubnetManager.watchLeases() loses no event across partitions, res
     await direct.compact(await direct.put(`${PREFIX}/unrelated`, "x"));
     proxy.heal();
     await eventually(
-      () => has(w, d.subnet.ip) && !has(w, b.subnet.ip),
+      () => has(w, d) && !has(w, b),
       20_000,
       "re-list after compaction",
     );
     assert.ok(w.results.filter((r) => r.snapshot).length >= 2, "a second snapshot was delivered");
 
     const e = await manager(direct).acquireLease(attrs("192.168.9.5"));
-    await eventually(() => has(w, e.subnet.ip), 10_000, "live event after compaction");
+    await eventually(() => has(w, e), 10_000, "live event after compaction");
     abort.abort();
     await w.done;
   } finally {

@@ -20,7 +20,7 @@ import {
   usage,
   validateOptions,
 } from "./cli/options.ts";
-import { defaultRouteInterface, hostInterfaces } from "./kernel/iface.ts";
+import { defaultRouteInterface, hostInterfaces, ipv6DisabledInterfaces } from "./kernel/iface.ts";
 import { type Netlink, openNetlink } from "./kernel/netlink/mod.ts";
 import { EtcdClient, EtcdUnavailableError } from "./subnet/etcd/client.ts";
 import { EtcdSubnetManager } from "./subnet/etcd/manager.ts";
@@ -234,6 +234,7 @@ async function main(args: string[]): Promise<number> {
           defaultInterface: await defaultRouteInterface(config.enableIPv4 ? 4 : 6),
           ipv4: config.enableIPv4,
           ipv6: config.enableIPv6,
+          ipv6Disabled: config.enableIPv6 ? await ipv6DisabledInterfaces() : undefined,
         }, log),
       loadBackend,
       writeSubnetFile: (content) => writeSubnetFile(o.subnetFile, content),

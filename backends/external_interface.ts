@@ -4,7 +4,7 @@
  * default-route interface; `--public-ip` overrides the advertised address.
  */
 import type { HostInterface } from "../kernel/iface.ts";
-import { formatIP4, parseIP4, parseIP6 } from "../subnet/ip.ts";
+import { formatIP4, formatIP6, parseIP4, parseIP6 } from "../subnet/ip.ts";
 import type { Logger } from "../util/log.ts";
 import type { ExternalInterface } from "./mod.ts";
 
@@ -20,6 +20,38 @@ export interface SelectionOptions {
   defaultInterface?: string;
   ipv4: boolean;
   ipv6: boolean;
+  /**
+   * With `ipv6`: the interface names whose `disable_ipv6` is 1 (`all` for
+   * `net.ipv6.conf.all`), or `kernel` when the kernel has no IPv6 (`ipv6.disable=1`).
+   */
+  ipv6Disabled?: ReadonlySet<string>;
+}
+
+/** IPv6 is enabled in the config but off on the host or the interface. */
+export class IPv6DisabledError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "IPv6DisabledError";
+  }
+}
+
+/** Throws naming the setting and the fix when IPv6 is off for interface `name`. */
+function checkIPv6Enabled(name: string, disabled: ReadonlySet<string> | undefined): void {
+  if (!disabled) return;
+  const fix = 'or set "EnableIPv6": false in the network config';
+  if (disabled.has("kernel")) {
+    throw new IPv6DisabledError(
+      "EnableIPv6 is set but this kernel has IPv6 disabled (/proc/sys/net/ipv6 is missing: " +
+        `booted with ipv6.disable=1?): remove ipv6.disable=1 from the kernel command line, ${fix}`,
+    );
+  }
+  for (const dev of ["all", name]) {
+    if (!disabled.has(dev)) continue;
+    throw new IPv6DisabledError(
+      `EnableIPv6 is set but IPv6 is disabled on this host (net.ipv6.conf.${dev}.disable_ipv6=1): ` +
+        `run sysctl -w net.ipv6.conf.${dev}.disable_ipv6=0 (and give ${name} an IPv6 address), ${fix}`,
+    );
+  }
 }
 
 /** No interface matched what the operator asked for. */
@@ -149,6 +181,7 @@ export function selectExternalInterface(
     }
   }
   const [iface, address] = found;
+  if (opts.ipv6) checkIPv6Enabled(iface.name, opts.ipv6Disabled);
   if (!address) {
     throw new InterfaceNotFoundError(
       `interface ${iface.name} has no ${
@@ -170,6 +203,16 @@ export function selectExternalInterface(
     log.info(`Defaulting external address to interface address (${formatIP4(ifaceAddr)})`);
   }
   const extV6Addr = opts.publicIPv6 ? parseIP6(opts.publicIPv6) : ifaceV6Addr;
+  if (opts.ipv6 && extV6Addr === undefined) {
+    throw new InterfaceNotFoundError(
+      `EnableIPv6 is set but interface ${iface.name} has no IPv6 address: add one (ip -6 addr ` +
+        `add ... dev ${iface.name}), set --public-ipv6, choose another --iface, or set ` +
+        '"EnableIPv6": false in the network config',
+    );
+  }
+  if (opts.ipv6 && opts.publicIPv6 === "" && ifaceV6Addr !== undefined) {
+    log.info(`Using IPv6 address ${formatIP6(ifaceV6Addr)} of ${iface.name}`);
+  }
   return {
     name: iface.name,
     index: iface.index,

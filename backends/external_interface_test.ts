@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
-import { InterfaceNotFoundError, selectExternalInterface } from "./external_interface.ts";
+import {
+  InterfaceNotFoundError,
+  IPv6DisabledError,
+  selectExternalInterface,
+} from "./external_interface.ts";
 import type { HostInterface } from "../kernel/iface.ts";
-import { parseIP4 } from "../subnet/ip.ts";
+import { parseIP4, parseIP6 } from "../subnet/ip.ts";
 import { silentLogger } from "../util/log.ts";
 
 const ifaces: HostInterface[] = [
@@ -120,6 +124,46 @@ Deno.test("selectExternalInterface() honours --iface-can-reach after --iface and
           silentLogger,
         ),
       /--iface-can-reach 203\.0\.113\.1/,
+    );
+  });
+});
+
+Deno.test("selectExternalInterface() checks the IPv6 preconditions of EnableIPv6", async (t) => {
+  const dual = { ...base, ipv6: true, iface: ["eth1"] };
+  await t.step("dual stack advertises the interface's IPv6 address", () => {
+    const e = selectExternalInterface(ifaces, dual, silentLogger);
+    assert.equal(e.extAddr, parseIP4("10.0.0.5"));
+    assert.equal(e.extV6Addr, parseIP6("fd00::5"));
+  });
+  await t.step("disable_ipv6=1 on the interface or on all: one error naming the sysctl", () => {
+    for (const dev of ["eth1", "all"]) {
+      assert.throws(
+        () =>
+          selectExternalInterface(ifaces, { ...dual, ipv6Disabled: new Set([dev]) }, silentLogger),
+        (err: Error) =>
+          err instanceof IPv6DisabledError &&
+          err.message.includes(`net.ipv6.conf.${dev}.disable_ipv6=1`) &&
+          err.message.includes(`sysctl -w net.ipv6.conf.${dev}.disable_ipv6=0`),
+      );
+    }
+  });
+  await t.step("a kernel without IPv6 names ipv6.disable=1", () => {
+    assert.throws(
+      () =>
+        selectExternalInterface(
+          ifaces,
+          { ...dual, ipv6Disabled: new Set(["kernel"]) },
+          silentLogger,
+        ),
+      /ipv6\.disable=1/,
+    );
+  });
+  await t.step("no IPv6 address on the chosen interface: the error names the fixes", () => {
+    assert.throws(
+      () => selectExternalInterface(ifaces, { ...dual, iface: ["eth0"] }, silentLogger),
+      (err: Error) =>
+        err instanceof InterfaceNotFoundError &&
+        /interface eth0 has no IPv6 address: add one .* "EnableIPv6": false/.test(err.message),
     );
   });
 });

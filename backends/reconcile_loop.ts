@@ -81,6 +81,11 @@ export interface ReconcilePolicy<T> {
   /** The kernel notifications to watch; none: no subscription, the sweeps only. */
   readonly eventGroups: readonly EventGroup[];
   /**
+   * The key of a lease's object: its subnet of the policy's family (`"10.244.2.0/24"`,
+   * `"fd00:244:2::/64"`), undefined when the lease has none; default the IPv4 subnet.
+   */
+  keyOf?(lease: Lease): string | undefined;
+  /**
    * The object a usable peer lease asks for, undefined for none; logs the decision (`Subnet
    * added: ...`). `old` is what the lease's subnet had.
    */
@@ -218,7 +223,8 @@ export class ReconcileLoop<T> implements Network, ReconcileView<T> {
     for (const [i, event] of batch.entries()) {
       const lease = event.lease;
       log.v(2, `Batch elem [${i}] is { ${event.type} ${describeLease(lease)} }`);
-      const key = formatIP4Net(lease.subnet);
+      const key = policy.keyOf ? policy.keyOf(lease) : formatIP4Net(lease.subnet);
+      if (key === undefined) continue;
       const old = this.#desired.get(key);
       this.#failing.delete(key);
       const want = event.type === "added" ? await policy.desire(lease, old) : undefined;

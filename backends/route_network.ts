@@ -5,7 +5,8 @@
  * changed is put back at once, and the full sweep compares every route of our protocol.
  */
 import type { KernelEvent, Netlink, Route } from "../kernel/netlink/types.ts";
-import { formatIP4Net } from "../subnet/ip.ts";
+import type { Family } from "../kernel/netlink/types.ts";
+import { formatIP4Net, formatIP6Net } from "../subnet/ip.ts";
 import type { Lease, NetworkConfig, SubnetManager } from "../subnet/mod.ts";
 import { describeError, type Logger } from "../util/log.ts";
 import type { FlannelMetrics } from "../util/metrics.ts";
@@ -21,7 +22,7 @@ import {
 } from "./reconcile_loop.ts";
 
 export interface RouteNetworkOptions {
-  readonly manager: SubnetManager;
+  readonly manager: Pick<SubnetManager, "watchLeases">;
   readonly netlink: Netlink;
   readonly log: Logger;
   readonly metrics: FlannelMetrics;
@@ -31,7 +32,9 @@ export interface RouteNetworkOptions {
   readonly backendType: string;
   readonly lease: Lease;
   readonly mtu: number;
-  /** The IPv4 route for a remote lease (without `protocol`, added here). */
+  /** The family this network routes: 4 (default) or 6; a dual-stack node runs one of each. */
+  readonly family?: Family;
+  /** The route of `family` for a remote lease (without `protocol`, added here). */
   routeFor(lease: Lease): Route | undefined;
   readonly reconcileIntervalMs?: number;
   /** Called after every reconcile pass (tests). */
@@ -56,20 +59,27 @@ export class RouteNetwork extends ReconcileLoop<Route> {
 /** One route per peer, `<subnet> via <public IP> dev <iface> proto 101`. */
 class RoutePolicy implements ReconcilePolicy<Route> {
   readonly kind = "route";
-  readonly name = "Route";
-  readonly eventGroups = ["ipv4-route", "link"] as const;
+  readonly name: string = "Route";
+  readonly eventGroups: readonly ["ipv4-route" | "ipv6-route", "link"];
   readonly #o: RouteNetworkOptions;
+  readonly #family: Family;
 
   constructor(options: RouteNetworkOptions) {
     this.#o = options;
+    this.#family = options.family ?? 4;
+    this.eventGroups = [this.#family === 6 ? "ipv6-route" : "ipv4-route", "link"];
+    if (this.#family === 6) this.name = "IPv6 route";
+  }
+
+  keyOf(lease: Lease): string | undefined {
+    if (this.#family === 4) return formatIP4Net(lease.subnet);
+    return lease.enableIPv6 && lease.ipv6Subnet ? formatIP6Net(lease.ipv6Subnet) : undefined;
   }
 
   desire(lease: Lease): Route | undefined {
     const route = this.#o.routeFor(lease);
     if (!route) return undefined;
-    this.#o.log.info(
-      `Subnet added: ${formatIP4Net(lease.subnet)} via ${route.gateway ?? route.index}`,
-    );
+    this.#o.log.info(`Subnet added: ${route.dst} via ${route.gateway ?? route.index}`);
     return { ...route, protocol: ROUTE_PROTOCOL };
   }
 
@@ -86,7 +96,7 @@ class RoutePolicy implements ReconcilePolicy<Route> {
 
   async sweep(pass: Pass<Route>): Promise<void> {
     const { netlink } = this.#o;
-    const kernel = await netlink.routes({ family: 4, protocol: ROUTE_PROTOCOL });
+    const kernel = await netlink.routes({ family: this.#family, protocol: ROUTE_PROTOCOL });
     const have = new Map(kernel.map((r) => [r.dst, r]));
     for (const [dst, route] of pass.desired) {
       const current = have.get(dst);

@@ -69,3 +69,27 @@ export async function defaultRouteInterface(family: 4 | 6): Promise<string | und
     return undefined;
   }
 }
+
+/**
+ * The interfaces with `net.ipv6.conf.<name>.disable_ipv6 = 1` (`all` included), or `{"kernel"}`
+ * when the kernel has no IPv6 at all (no `/proc/sys/net/ipv6`).
+ */
+export async function ipv6DisabledInterfaces(procSys = "/proc/sys"): Promise<Set<string>> {
+  const out = new Set<string>();
+  const dir = `${procSys}/net/ipv6/conf`;
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      try {
+        if ((await Deno.readTextFile(`${dir}/${entry.name}/disable_ipv6`)).trim() === "1") {
+          out.add(entry.name);
+        }
+      } catch {
+        // The interface vanished meanwhile.
+      }
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) out.add("kernel");
+    else throw err;
+  }
+  return out;
+}

@@ -32,6 +32,20 @@ export function findLeaseByPublicIP(leases: readonly Lease[], publicIP: number):
   return leases.find((l) => l.attrs.publicIP === publicIP);
 }
 
+/**
+ * The lease this node held before: by PublicIP, or on an IPv6-only node (PublicIP unset) by
+ * PublicIPv6, since every IPv6-only lease has PublicIP 0.0.0.0.
+ */
+export function findOwnLease(
+  leases: readonly Lease[],
+  publicIP: number,
+  publicIPv6: bigint | undefined,
+): Lease | undefined {
+  if (publicIP !== 0) return findLeaseByPublicIP(leases, publicIP);
+  if (publicIPv6 === undefined) return undefined;
+  return leases.find((l) => l.attrs.publicIP === 0 && l.attrs.publicIPv6 === publicIPv6);
+}
+
 /** Whether any lease's IPv4 subnet overlaps `subnet`. */
 export function isLeased4(leases: readonly Lease[], subnet: IP4Net): boolean {
   return leases.some((l) => overlaps4(l.subnet, subnet));
@@ -109,7 +123,8 @@ export function pickFreeSubnet(
   options: PickOptions,
 ): { subnet: IP4Net; ipv6Subnet?: IP6Net } {
   const random = options.random ?? Math.random;
-  const v4 = freeSubnets4(config, leases);
+  // IPv6-only: every lease carries the same empty IPv4 subnet 0.0.0.0/0 (its key names both).
+  const v4 = config.enableIPv4 ? freeSubnets4(config, leases) : [{ ip: 0, prefix: 0 }];
   const v6 = config.enableIPv6 ? freeSubnets6(config, leases) : [];
   if (v4.length === 0 || (config.enableIPv6 && v6.length === 0)) {
     throw new OutOfSubnetsError(config, options.leasesAt);

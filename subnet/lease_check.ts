@@ -116,7 +116,7 @@ export function peerLeaseProblem(lease: Lease, rules: PeerLeaseRules): string | 
   if (!rules.backendTypes.includes(type)) {
     return `it is a non-${rules.backendTypes[0]} subnet (type=${quote(type)})`;
   }
-  if (lease.enableIPv4) {
+  if (lease.enableIPv4 && config.enableIPv4) {
     const net = lease.subnet, shown = formatIP4Net(net);
     const network = config.network;
     if (hostBits4(net)) return `subnet ${shown} is not a network address (host bits set)`;

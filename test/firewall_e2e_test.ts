@@ -7,54 +7,22 @@ import assert from "node:assert/strict";
 import { createTrafficManager, netnsRunner, type TrafficMode } from "../kernel/firewall/mod.ts";
 import { silentLogger } from "../util/log.ts";
 import { sh, skipUnlessRoot } from "./testbed.ts";
+import {
+  fillGolden,
+  flannelChains,
+  GOLDEN_FWD,
+  GOLDEN_NAT,
+  GOLDEN_NFT_FORWARD,
+  GOLDEN_NFT_POSTRTG,
+} from "./firewall_goldens.ts";
 
 const N = "10.42.0.0/16";
 const P = "10.42.1.0/24";
 const N6 = "fd42::/56";
 const P6 = "fd42:0:0:1::/64";
 
-const GOLDEN_NAT = `-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG
--N FLANNEL-POSTRTG
--A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 -m comment --comment "flanneld masq" -j RETURN
--A FLANNEL-POSTRTG -s <P> -d <N> -m comment --comment "flanneld masq" -j RETURN
--A FLANNEL-POSTRTG -s <N> -d <P> -m comment --comment "flanneld masq" -j RETURN
--A FLANNEL-POSTRTG ! -s <N> -d <P> -m comment --comment "flanneld masq" -j RETURN
--A FLANNEL-POSTRTG -s <N> ! -d <M> -m comment --comment "flanneld masq" -j MASQUERADE --random-fully
--A FLANNEL-POSTRTG ! -s <N> -d <N> -m comment --comment "flanneld masq" -j MASQUERADE --random-fully`;
-
-const GOLDEN_FWD = `-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD
--N FLANNEL-FWD
--A FLANNEL-FWD -s <N> -m comment --comment "flanneld forward" -j ACCEPT
--A FLANNEL-FWD -d <N> -m comment --comment "flanneld forward" -j ACCEPT`;
-
-const GOLDEN_NFT_POSTRTG = `table <F> flannel-ipv<V> {
-	chain postrtg {
-		comment "chain to manage traffic masquerading by flannel"
-		type nat hook postrouting priority srcnat; policy accept;
-		meta mark 0x00004000 return
-		<F> saddr <P> <F> daddr <N> return
-		<F> saddr <N> <F> daddr <P> return
-		<F> saddr != <P> <F> daddr <N> return
-		<F> saddr <N> <F> daddr != <M> masquerade fully-random
-		<F> saddr != <N> <F> daddr <N> masquerade fully-random
-	}
-}
-`;
-
-const GOLDEN_NFT_FORWARD = `table <F> flannel-ipv<V> {
-	chain forward {
-		comment "chain to accept flannel traffic"
-		type filter hook forward priority filter; policy accept;
-		<F> saddr <N> accept
-		<F> daddr <N> accept
-	}
-}
-`;
-
 function fill(golden: string, v: 4 | 6): string {
-  const [n, p, m, f] = v === 4 ? [N, P, "224.0.0.0/4", "ip"] : [N6, P6, "ff00::/8", "ip6"];
-  return golden.replaceAll("<N>", n).replaceAll("<P>", p).replaceAll("<M>", m)
-    .replaceAll("<F>", f).replaceAll("<V>", String(v));
+  return fillGolden(golden, v === 4 ? { n: N, p: P } : { n: N6, p: P6 }, v);
 }
 
 /** A network namespace that is deleted on dispose. */
@@ -70,27 +38,6 @@ async function netns(): Promise<
       await sh(["ip", "netns", "del", name], { check: false });
     },
   };
-}
-
-/** The flannel lines of `iptables -S` output, in order. */
-function flannelLines(listing: string): string {
-  return listing.split("\n").filter((l) => l.includes("FLANNEL")).join("\n");
-}
-
-/**
- * What flannel's e2e suite compares: the flannel lines of the built-in chain, then the listing of
- * flannel's chain (`iptables -S` of a whole table prints every `-N` before any `-A`).
- */
-async function flannelChains(
-  ns: { sh(cmd: string): Promise<string> },
-  tool: string,
-  table: "nat" | "filter",
-): Promise<string> {
-  const [parent, chain] = table === "nat"
-    ? ["POSTROUTING", "FLANNEL-POSTRTG"]
-    : ["FORWARD", "FLANNEL-FWD"];
-  const parentLines = flannelLines(await ns.sh(`${tool} -t ${table} -S ${parent}`));
-  return parentLines + "\n" + (await ns.sh(`${tool} -t ${table} -S ${chain}`)).trimEnd();
 }
 
 function manager(ns: string, mode: TrafficMode, restored?: string[]) {

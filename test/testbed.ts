@@ -6,12 +6,17 @@
  * and each bed picks a number no live bed uses, so parallel test files do not collide.
  *
  *   root ns ── veth ──┐
- *                     br0 (underlay ns "<id>ul", 10.199.K.0/24)
- *   host ns "<id>h1" ─┘ eth0 10.199.K.1 ── cni0 (FLANNEL_SUBNET) ── pod ns "<id>h1p1" eth0 .2
+ *                     br0 (underlay ns "<id>ul", 10.199.K.0/24 and fd99:K::/64)
+ *   host ns "<id>h1" ─┘ eth0 10.199.K.1, fd99:K::1 ── cni0 (FLANNEL_SUBNET, FLANNEL_IPV6_SUBNET)
+ *                                                       └── pod ns "<id>h1p1" eth0 .2, ::2
+ *
+ * The IPv6 underlay is on the same bridge (ULA addresses, no DAD, so they are usable at once);
+ * pods get an address of each family subnet.env names.
  */
 import { AgentProcess } from "./agent_process.ts";
 import { eventually as poll } from "./eventually.ts";
 import { type EtcdServer, startEtcd } from "./etcd_server.ts";
+import { formatIP6, parseIP6 } from "../subnet/ip.ts";
 
 export const IS_ROOT = Deno.uid() === 0;
 
@@ -38,7 +43,10 @@ export async function sh(cmd: string[], opts: { check?: boolean; netns?: string 
 
 export interface Pod {
   readonly ns: string;
+  /** The IPv4 address; "" on an IPv6-only host. */
   readonly ip: string;
+  /** The IPv6 address, when the host has an IPv6 subnet. */
+  readonly ip6?: string;
 }
 
 export class Host {
@@ -51,6 +59,7 @@ export class Host {
     readonly ns: string,
     readonly ip: string,
     readonly subnetFile: string,
+    readonly ip6: string = "",
   ) {}
 
   /** Runs a command inside the host's namespace. */
@@ -91,18 +100,22 @@ export class Host {
    */
   async addPod(): Promise<Pod> {
     const env = await this.subnetEnv();
-    const [first, len] = env.FLANNEL_SUBNET.split("/");
-    const base = first.split(".").map(Number);
     const n = this.pods.length + 1;
-    const ip = `${base[0]}.${base[1]}.${base[2]}.${base[3] + n}`;
+    const v4 = env.FLANNEL_SUBNET?.split("/");
+    const v6 = env.FLANNEL_IPV6_SUBNET?.split("/");
+    const ip = v4 ? nthAddress4(v4[0], n) : "";
+    const ip6 = v6 ? formatIP6(parseIP6(v6[0]) + BigInt(n)) : undefined;
     const ns = `${this.ns}p${n}`;
     if (this.pods.length === 0) {
       await this.run(["ip", "link", "add", "cni0", "type", "bridge"]);
-      await this.run(["ip", "addr", "add", `${first}/${len}`, "dev", "cni0"]);
+      if (v4) await this.run(["ip", "addr", "add", `${v4[0]}/${v4[1]}`, "dev", "cni0"]);
+      if (v6) await this.run(["ip", "addr", "add", `${v6[0]}/${v6[1]}`, "dev", "cni0", "nodad"]);
       await this.run(["ip", "link", "set", "cni0", "mtu", env.FLANNEL_MTU, "up"]);
     }
     this.bed.namespaces.push(ns);
     await sh(["ip", "netns", "add", ns]);
+    // No duplicate address detection on the pod's link-local address either: usable at once.
+    await sh(["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"], { netns: ns });
     await this.run([
       "ip",
       "link",
@@ -119,10 +132,12 @@ export class Host {
     await this.run(["ip", "link", "set", `vp${n}`, "master", "cni0", "mtu", env.FLANNEL_MTU, "up"]);
     const inPod = (cmd: string[]) => sh(cmd, { netns: ns });
     await inPod(["ip", "link", "set", "lo", "up"]);
-    await inPod(["ip", "addr", "add", `${ip}/${len}`, "dev", "eth0"]);
+    if (v4) await inPod(["ip", "addr", "add", `${ip}/${v4[1]}`, "dev", "eth0"]);
+    if (v6) await inPod(["ip", "addr", "add", `${ip6}/${v6[1]}`, "dev", "eth0", "nodad"]);
     await inPod(["ip", "link", "set", "eth0", "mtu", env.FLANNEL_MTU, "up"]);
-    await inPod(["ip", "route", "add", "default", "via", first]);
-    const pod = { ns, ip };
+    if (v4) await inPod(["ip", "route", "add", "default", "via", v4[0]]);
+    if (v6) await inPod(["ip", "-6", "route", "add", "default", "via", v6[0]]);
+    const pod = { ns, ip, ...(ip6 ? { ip6 } : {}) };
     this.pods.push(pod);
     return pod;
   }
@@ -133,13 +148,45 @@ export class Host {
   }
 }
 
-/** `ping -c N -W 1` from a pod namespace; true when every reply came back. */
+/** `n` added to the IPv4 address `first`. */
+function nthAddress4(first: string, n: number): string {
+  const b = first.split(".").map(Number);
+  return `${b[0]}.${b[1]}.${b[2]}.${b[3] + n}`;
+}
+
+/**
+ * `ping -c N -W 1` from a pod namespace (`ping -6` to an IPv6 address); true when every reply
+ * came back.
+ */
 export async function ping(from: Pod, to: string, count = 1): Promise<boolean> {
-  const r = await sh(["ping", "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", to], {
+  const family = to.includes(":") ? ["-6"] : [];
+  const args = [...family, "-n", "-q", "-c", String(count), "-i", "0.2", "-W", "1", to];
+  const r = await sh(["ping", ...args], {
     netns: from.ns,
     check: false,
   });
   return r.ok;
+}
+
+/** Pings `to` every 50 ms from `from` while `during` runs; returns [sent, received]. */
+export async function pingDuring(from: Pod, to: string, during: () => Promise<void>) {
+  const family = to.includes(":") ? ["-6"] : [];
+  const child = new Deno.Command("ip", {
+    args: ["netns", "exec", from.ns, "ping", ...family, "-n", "-i", "0.05", "-W", "1", to],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    await during();
+    await new Promise((r) => setTimeout(r, 500));
+  } finally {
+    child.kill("SIGINT");
+  }
+  const out = new TextDecoder().decode((await child.output()).stdout);
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+  if (!m) throw new Error(`ping summary missing: ${out}`);
+  return [Number(m[1]), Number(m[2])];
 }
 
 /** Polls at 50 ms: each poll of a test bed usually spawns `ip`. */
@@ -175,6 +222,11 @@ export class TestBed implements AsyncDisposable {
   /** Underlay address of host `i` (1-based); .254 is the root namespace side (etcd). */
   underlayIP(i: number): string {
     return `10.199.${this.k}.${i}`;
+  }
+
+  /** IPv6 underlay address of host `i` (1-based); `::fe` is the root namespace side. */
+  underlayIP6(i: number): string {
+    return `fd99:${this.k.toString(16)}::${i.toString(16)}`;
   }
 
   static async create(opts: TestBedOptions): Promise<TestBed> {
@@ -216,6 +268,16 @@ export class TestBed implements AsyncDisposable {
     ]);
     await inUl(["ip", "link", "set", "root", "master", "br0", "up"]);
     await sh(["ip", "addr", "add", `${this.underlayIP(254)}/24`, "dev", this.#rootVeth]);
+    await sh([
+      "ip",
+      "-6",
+      "addr",
+      "add",
+      `${this.underlayIP6(254)}/64`,
+      "dev",
+      this.#rootVeth,
+      "nodad",
+    ]);
     await sh(["ip", "link", "set", this.#rootVeth, "up"]);
     this.#etcd = await startEtcd({ host: this.underlayIP(254) });
     this.etcdEndpoint = this.#etcd.endpoint;
@@ -252,10 +314,21 @@ export class TestBed implements AsyncDisposable {
     ]);
     await sh(["ip", "link", "set", `h${i}`, "master", "br0", "up"], { netns: this.underlayNs });
     await run(["ip", "addr", "add", `${this.underlayIP(i)}/24`, "dev", "eth0"]);
+    await run(["ip", "-6", "addr", "add", `${this.underlayIP6(i)}/64`, "dev", "eth0", "nodad"]);
     await run(["ip", "link", "set", "eth0", "up"]);
     await run(["ip", "route", "add", "default", "via", this.underlayIP(254)]);
+    await run(["ip", "-6", "route", "add", "default", "via", this.underlayIP6(254)]);
     await run(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    const host = new Host(this, `host${i}`, ns, this.underlayIP(i), `${this.#dir}/host${i}.env`);
+    await run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    await run(["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
+    const host = new Host(
+      this,
+      `host${i}`,
+      ns,
+      this.underlayIP(i),
+      `${this.#dir}/host${i}.env`,
+      this.underlayIP6(i),
+    );
     this.hosts.push(host);
     return host;
   }

@@ -5,7 +5,7 @@
  * the MAC and drops no packet. A second bed checks DirectRouting on the shared L2 underlay.
  */
 import assert from "node:assert/strict";
-import { eventually, type Host, ping, type Pod, sh, skipUnlessRoot, TestBed } from "./testbed.ts";
+import { eventually, type Host, ping, pingDuring, sh, skipUnlessRoot, TestBed } from "./testbed.ts";
 
 const PREFIX = "/coreos.com/network";
 const config = (backend: Record<string, unknown> = {}) =>
@@ -34,26 +34,6 @@ async function leaseValue(bed: TestBed, subnet: string): Promise<string> {
     `${PREFIX}/subnets/${subnet.replace("/", "-")}`,
   ]);
   return out.stdout.trim();
-}
-
-/** Pings `to` every 50 ms from `from` while `during` runs; returns [sent, received]. */
-async function pingDuring(from: Pod, to: string, during: () => Promise<void>) {
-  const child = new Deno.Command("ip", {
-    args: ["netns", "exec", from.ns, "ping", "-n", "-i", "0.05", "-W", "1", to],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  try {
-    await new Promise((r) => setTimeout(r, 300));
-    await during();
-    await new Promise((r) => setTimeout(r, 500));
-  } finally {
-    child.kill("SIGINT");
-  }
-  const out = new TextDecoder().decode((await child.output()).stdout);
-  const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
-  assert.ok(m, `ping summary missing: ${out}`);
-  return [Number(m[1]), Number(m[2])];
 }
 
 Deno.test({

@@ -47,6 +47,12 @@ export default function createUdpBackend(deps: BackendDeps): Backend {
     async registerNetwork(config: NetworkConfig, options?: SignalOptions): Promise<Network> {
       const port = parsePort(config.backend);
       const network = config.network;
+      if (config.enableIPv6) {
+        throw new Error(
+          'the udp backend carries IPv4 only, as flannel\'s: remove "EnableIPv6" from the ' +
+            'network config, or use "Backend": {"Type": "vxlan"} (or "host-gw") for IPv6',
+        );
+      }
       if (!config.enableIPv4 || !network) {
         throw new Error(
           'the udp backend carries IPv4 only: set "Network" in the network config (or use vxlan)',

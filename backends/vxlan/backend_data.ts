@@ -55,30 +55,33 @@ export function encodeBackendData(data: VxlanLeaseData): string {
 }
 
 /**
- * Decodes a peer's `BackendData` (keys case-insensitive, unknown keys ignored, as Go decodes it).
+ * Decodes a peer's `BackendData` or `BackendV6Data` (named by `field` in errors; keys case-insensitive, unknown keys ignored, as Go decodes it).
  * Throws naming what is wrong: missing or malformed JSON, a non-integer `VNI`, a missing or
  * unparsable `VtepMAC`.
  */
-export function decodeBackendData(text: string | undefined): VxlanLeaseData {
-  if (text === undefined) throw new TypeError("the lease has no BackendData");
+export function decodeBackendData(
+  text: string | undefined,
+  field: "BackendData" | "BackendV6Data" = "BackendData",
+): VxlanLeaseData {
+  if (text === undefined) throw new TypeError(`the lease has no ${field}`);
   let members;
   try {
     members = objectMembers(text);
   } catch (cause) {
-    throw new SyntaxError(`Cannot decode BackendData ${clip(text)}`, { cause });
+    throw new SyntaxError(`Cannot decode ${field} ${clip(text)}`, { cause });
   }
-  if (!members) throw new TypeError(`Cannot decode BackendData ${clip(text)}: it is null`);
+  if (!members) throw new TypeError(`Cannot decode ${field} ${clip(text)}: it is null`);
   const vni = lookupMember(members, "VNI");
   const mac = lookupMember(members, "VtepMAC");
   if (!vni || jsonKind(vni.raw) !== "number" || !Number.isInteger(Number(vni.raw))) {
-    throw new TypeError(`Cannot decode BackendData ${clip(text)}: "VNI" must be an integer`);
+    throw new TypeError(`Cannot decode ${field} ${clip(text)}: "VNI" must be an integer`);
   }
   if (!mac || jsonKind(mac.raw) !== "string") {
-    throw new TypeError(`Cannot decode BackendData ${clip(text)}: "VtepMAC" must be a string`);
+    throw new TypeError(`Cannot decode ${field} ${clip(text)}: "VtepMAC" must be a string`);
   }
   try {
     return { vni: Number(vni.raw), vtepMac: parseMac(decodeJSONString(mac.raw)) };
   } catch (cause) {
-    throw new SyntaxError(`Cannot decode BackendData ${clip(text)}: bad "VtepMAC"`, { cause });
+    throw new SyntaxError(`Cannot decode ${field} ${clip(text)}: bad "VtepMAC"`, { cause });
   }
 }

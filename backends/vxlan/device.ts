@@ -1,7 +1,8 @@
 /**
- * The `flannel.<VNI>` VXLAN device (flannel pkg/backend/vxlan/vxlan_network.go): created with the wanted attributes, or an
- * existing one reused as is when compatible (zero-downtime restart) and recreated, saying what
- * differed, when not; its `<own subnet>/32` address; up; IPv6 router advertisements off.
+ * The `flannel.<VNI>` (or `flannel-v6.<VNI>`) VXLAN device (flannel pkg/backend/vxlan/vxlan_network.go): created with the
+ * wanted attributes, or an existing one reused as is when compatible (zero-downtime restart) and
+ * recreated, saying what differed, when not; its `<own subnet>/32` (`<own IPv6 subnet>/128`)
+ * address; up; IPv6 router advertisements off.
  *
  * `ensure()` is idempotent and cheap when nothing is wrong (one link lookup, one address dump),
  * so the network's reconcile pass calls it every time: a device deleted or set down by hand is
@@ -9,7 +10,16 @@
  */
 import type { Link, Netlink, VxlanLinkSpec } from "../../kernel/netlink/types.ts";
 import { ExistsError, NotFoundError } from "../../kernel/netlink/errors.ts";
-import { contains4, formatIP4, type IP4Net, parseIP4 } from "../../subnet/ip.ts";
+import {
+  contains4,
+  contains6,
+  formatIP4,
+  formatIP6,
+  type IP4Net,
+  type IP6Net,
+  parseIP4,
+  parseIP6,
+} from "../../subnet/ip.ts";
 import type { Logger } from "../../util/log.ts";
 import { KERNEL_DEFAULT_PORT } from "./config.ts";
 
@@ -48,6 +58,14 @@ export function incompatibilities(existing: Link, want: VxlanLinkSpec): string[]
   return diffs;
 }
 
+/** The one address the device keeps, and which others of its family are stale. */
+interface DeviceAddress {
+  readonly family: 4 | 6;
+  /** `"10.244.1.0/32"`, `"fd00:244:0:1::/128"`. */
+  readonly text: string;
+  readonly inNetwork: (ip: string) => boolean;
+}
+
 export interface VxlanDeviceOptions {
   readonly netlink: Netlink;
   readonly log: Logger;
@@ -61,8 +79,8 @@ export class VxlanDevice {
   readonly #nl: Netlink;
   readonly #log: Logger;
   readonly #procSys: string;
-  /** Set once the lease is known: the device's `/32` and the network it is checked against. */
-  #address?: { readonly ip: number; readonly network: IP4Net };
+  /** Set once the lease is known: the device's `/32` (`/128`) and the network it must be in. */
+  #address?: DeviceAddress;
   #raDone = false;
 
   constructor(options: VxlanDeviceOptions) {
@@ -78,7 +96,20 @@ export class VxlanDevice {
 
   /** From now on `ensure()` also keeps `<ip>/32` (and no other address inside `network`). */
   setAddress(ip: number, network: IP4Net): void {
-    this.#address = { ip, network };
+    this.#address = {
+      family: 4,
+      text: `${formatIP4(ip)}/32`,
+      inNetwork: (a) => contains4(network, parseIP4(a)),
+    };
+  }
+
+  /** The IPv6 device's `<ip>/128` (and no other address inside the IPv6 `network`). */
+  setAddress6(ip: bigint, network: IP6Net): void {
+    this.#address = {
+      family: 6,
+      text: `${formatIP6(ip)}/128`,
+      inNetwork: (a) => contains6(network, parseIP6(a)),
+    };
   }
 
   /**
@@ -141,21 +172,19 @@ export class VxlanDevice {
     return link;
   }
 
-  /** `<ip>/32` on the device; other IPv4 addresses inside the network removed, others kept. */
-  async #ensureAddress(index: number, want: { ip: number; network: IP4Net }): Promise<void> {
-    const wantText = `${formatIP4(want.ip)}/32`;
+  /** `<ip>/32` (`/128`) on the device; others of its family inside the network removed. */
+  async #ensureAddress(index: number, want: DeviceAddress): Promise<void> {
     let present = false;
-    for (const a of await this.#nl.addresses(index, 4)) {
-      if (a.address === wantText) {
+    for (const a of await this.#nl.addresses(index, want.family)) {
+      if (a.address === want.text) {
         present = true;
         continue;
       }
-      const ip = parseIP4(a.address.slice(0, a.address.indexOf("/")));
-      if (!contains4(want.network, ip)) continue;
+      if (!want.inNetwork(a.address.slice(0, a.address.indexOf("/")))) continue;
       await this.#nl.addressDelete(a);
       this.#log.info(`Removed stale address ${a.address} from ${this.name}`);
     }
-    if (!present) await this.#nl.addressAdd({ index, address: wantText });
+    if (!present) await this.#nl.addressAdd({ index, address: want.text });
   }
 
   /** `net/ipv6/conf/<dev>/accept_ra = 0` where IPv6 is present; errors ignored as in flannel. */

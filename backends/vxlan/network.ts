@@ -11,7 +11,15 @@
  * removes what matches no peer: our routes, and permanent neighbour/FDB entries on the device
  * (which covers a removed peer and the stale entries of a peer's old MAC).
  */
-import type { Fdb, KernelEvent, Neigh, Netlink, Route } from "../../kernel/netlink/types.ts";
+import type {
+  Family,
+  Fdb,
+  KernelEvent,
+  Neigh,
+  Netlink,
+  Route,
+} from "../../kernel/netlink/types.ts";
+import { formatIP4Net, formatIP6Net } from "../../subnet/ip.ts";
 import type { Lease, NetworkConfig, SubnetManager } from "../../subnet/mod.ts";
 import { describeError, type Logger } from "../../util/log.ts";
 import type { FlannelMetrics } from "../../util/metrics.ts";
@@ -42,7 +50,7 @@ import {
 export const BACKEND_TYPE = "vxlan";
 
 export interface VxlanNetworkOptions {
-  readonly manager: SubnetManager;
+  readonly manager: Pick<SubnetManager, "watchLeases">;
   readonly netlink: Netlink;
   readonly log: Logger;
   readonly metrics: FlannelMetrics;
@@ -53,6 +61,11 @@ export interface VxlanNetworkOptions {
   readonly device: VxlanDevice;
   readonly vni: number;
   readonly directRouting: boolean;
+  /**
+   * The family of the device and its peers: 4 (`flannel.<VNI>`, the default) or 6
+   * (`flannel-v6.<VNI>`, peers from `BackendV6Data`); a dual-stack node runs one of each.
+   */
+  readonly family?: Family;
   /** The device's index when the network is built. */
   readonly devIndex?: number;
   readonly reconcileIntervalMs?: number;
@@ -66,11 +79,15 @@ const ZERO_MAC = "00:00:00:00:00:00";
 export class VxlanNetwork extends ReconcileLoop<Peer> {
   constructor(options: VxlanNetworkOptions) {
     const { config, lease, log, vni } = options;
+    const family = options.family ?? 4;
     const intake = new LeaseIntake({
       config,
       own: lease,
       backendTypes: [BACKEND_TYPE],
-      checkBackendData: (lease) => void peerFromLease(lease, vni),
+      // Each family's loop checks its own data: an IPv4 peer's BackendV6Data is not its concern.
+      checkBackendData: (lease) => {
+        if (family === 4 || lease.enableIPv6) void peerFromLease(lease, vni, family);
+      },
       log,
     });
     super({ ...options, intake, policy: new VxlanPolicy(options) });
@@ -97,9 +114,10 @@ interface Step {
 /** A tunnel peer's neighbour, FDB entry and onlink route, or a direct peer's plain route. */
 class VxlanPolicy implements ReconcilePolicy<Peer> {
   readonly kind = "vxlan";
-  readonly name = "VXLAN";
-  readonly eventGroups = ["link", "ipv4-route", "neigh"] as const;
+  readonly name: string;
+  readonly eventGroups: readonly ["link", "ipv4-route" | "ipv6-route", "neigh"];
   readonly #o: VxlanNetworkOptions;
+  readonly #family: Family;
   #devIndex?: number;
   /** Tunnel peers by subnet network address and by VTEP MAC, for kernel-event lookups. */
   #byGateway = new Map<string, Peer>();
@@ -110,12 +128,21 @@ class VxlanPolicy implements ReconcilePolicy<Peer> {
   constructor(options: VxlanNetworkOptions) {
     this.#o = options;
     this.#devIndex = options.devIndex;
+    this.#family = options.family ?? 4;
+    this.name = this.#family === 4 ? "VXLAN" : "VXLAN IPv6";
+    this.eventGroups = ["link", this.#family === 4 ? "ipv4-route" : "ipv6-route", "neigh"];
   }
 
-  async desire(lease: Lease, old: Peer | undefined): Promise<Peer> {
+  keyOf(lease: Lease): string | undefined {
+    if (this.#family === 4) return formatIP4Net(lease.subnet);
+    return lease.enableIPv6 && lease.ipv6Subnet ? formatIP6Net(lease.ipv6Subnet) : undefined;
+  }
+
+  async desire(lease: Lease, old: Peer | undefined): Promise<Peer | undefined> {
     const { log } = this.#o;
-    // The intake let through only leases whose BackendData decodes with our VNI.
-    let peer = peerFromLease(lease, this.#o.vni);
+    if (this.#family === 6 && !lease.enableIPv6) return undefined;
+    // The intake let through only leases whose backend data decodes with our VNI.
+    let peer = peerFromLease(lease, this.#o.vni, this.#family);
     const directIndex = this.#o.directRouting ? await this.#directIndex(peer) : undefined;
     if (directIndex !== undefined) {
       peer = { ...peer, directIndex };
@@ -177,8 +204,11 @@ class VxlanPolicy implements ReconcilePolicy<Peer> {
 
   async #dump(dev: number): Promise<KernelState> {
     const nl = this.#o.netlink;
-    const routes = await nl.routes({ family: 4, protocol: ROUTE_PROTOCOL });
-    const neighs = (await nl.neighs(dev)).filter((n) => n.index === dev && !n.ip.includes(":"));
+    const routes = await nl.routes({ family: this.#family, protocol: ROUTE_PROTOCOL });
+    const v6 = this.#family === 6;
+    const neighs = (await nl.neighs(dev)).filter((n) =>
+      n.index === dev && n.ip.includes(":") === v6
+    );
     const fdbs = (await nl.fdbs(dev)).filter((f) => f.index === dev);
     return {
       routes,

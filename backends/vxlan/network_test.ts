@@ -3,8 +3,7 @@ import { isDeepStrictEqual } from "node:util";
 import { encodeLeaseAttrs } from "../../subnet/lease_attrs.ts";
 import type { Lease } from "../../subnet/mod.ts";
 import { ROUTE_PROTOCOL } from "../mod.ts";
-import createVxlanBackend, { registerVxlanNetwork } from "./mod.ts";
-import type { VxlanNetwork } from "./network.ts";
+import createVxlanBackend, { registerVxlanNetwork, type VxlanNetworks } from "./mod.ts";
 import { HOSTILE_VXLAN_DATA, hostileLeases } from "../../test/hostile_leases.ts";
 import {
   data,
@@ -20,7 +19,7 @@ const MAC_B = "aa:aa:aa:aa:aa:02";
 const MAC_C = "aa:aa:aa:aa:aa:03";
 
 interface Running extends World {
-  network: VxlanNetwork;
+  network: VxlanNetworks;
   dev: () => Promise<number>;
   stop: () => Promise<void>;
   /** `ip neigh` / `bridge fdb` / `ip route proto 101` as compact text, sorted. */

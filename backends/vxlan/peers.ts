@@ -3,8 +3,8 @@
  * peer needs a neighbour entry, an FDB entry and an onlink route on the VXLAN device; a direct
  * peer (DirectRouting, on the same L2 segment) a plain route via its public IP.
  */
-import type { Fdb, Neigh, Route } from "../../kernel/netlink/types.ts";
-import { formatIP4, formatIP4Net } from "../../subnet/ip.ts";
+import type { Family, Fdb, Neigh, Route } from "../../kernel/netlink/types.ts";
+import { formatIP4, formatIP4Net, formatIP6, formatIP6Net } from "../../subnet/ip.ts";
 import type { Lease } from "../../subnet/mod.ts";
 import { ROUTE_PROTOCOL } from "../mod.ts";
 import { decodeBackendData } from "./backend_data.ts";
@@ -14,7 +14,7 @@ export const NUD_PERMANENT = 0x80;
 
 /** One remote host as this backend programs it. */
 export interface Peer {
-  /** The peer's subnet, `"10.244.2.0/24"`: the key of every table here. */
+  /** The peer's subnet, `"10.244.2.0/24"` (or IPv6): the key of every table here. */
   readonly dst: string;
   /** The subnet's network address, `"10.244.2.0"`: the tunnel route's gateway. */
   readonly gateway: string;
@@ -24,16 +24,31 @@ export interface Peer {
   readonly directIndex?: number;
 }
 
-/** Reads a vxlan lease into a peer; throws naming what is wrong with its BackendData or VNI. */
-export function peerFromLease(lease: Lease, vni: number): Peer {
-  const data = decodeBackendData(lease.attrs.backendData);
+/**
+ * Reads a vxlan lease into a peer of `family` (IPv4: subnet, PublicIP, BackendData; IPv6: IPv6
+ * subnet, PublicIPv6, BackendV6Data); throws naming what is wrong with its data or VNI.
+ */
+export function peerFromLease(lease: Lease, vni: number, family: Family = 4): Peer {
+  const data = family === 4
+    ? decodeBackendData(lease.attrs.backendData)
+    : decodeBackendData(lease.attrs.backendV6Data, "BackendV6Data");
   if (data.vni !== vni) {
     throw new RangeError(`its VNI ${data.vni} differs from ours (${vni})`);
   }
+  if (family === 4) {
+    return {
+      dst: formatIP4Net(lease.subnet),
+      gateway: formatIP4(lease.subnet.ip),
+      publicIP: formatIP4(lease.attrs.publicIP),
+      vtepMac: data.vtepMac,
+    };
+  }
+  const net = lease.ipv6Subnet, ip = lease.attrs.publicIPv6;
+  if (!net || ip === undefined) throw new TypeError("the lease has no IPv6 subnet or PublicIPv6");
   return {
-    dst: formatIP4Net(lease.subnet),
-    gateway: formatIP4(lease.subnet.ip),
-    publicIP: formatIP4(lease.attrs.publicIP),
+    dst: formatIP6Net(net),
+    gateway: formatIP6(net.ip),
+    publicIP: formatIP6(ip),
     vtepMac: data.vtepMac,
   };
 }

@@ -7,7 +7,7 @@ import { describeError, type Logger } from "../../util/log.ts";
 import { Backoff, isAbort, sleep } from "../../util/abort.ts";
 import { type FlannelMetrics, unservedMetrics } from "../../util/metrics.ts";
 import { quote } from "../../util/quote.ts";
-import { findLeaseByPublicIP, isLeased4, leaseCompatible, pickFreeSubnet } from "../allocate.ts";
+import { findOwnLease, isLeased4, leaseCompatible, pickFreeSubnet } from "../allocate.ts";
 import { ConfigError, parseNetworkConfig } from "../config.ts";
 import { formatIP4, formatIP4Net, formatIP6Net, type IP4Net, type IP6Net } from "../ip.ts";
 import { decodeLeaseAttrs, encodeLeaseAttrs } from "../lease_attrs.ts";
@@ -218,7 +218,7 @@ export class EtcdSubnetManager implements SubnetManager {
     const value = encodeLeaseAttrs(attrs);
 
     // 3. Reuse by PublicIP.
-    let mine = findLeaseByPublicIP(leases.map((l) => l.lease), attrs.publicIP);
+    let mine = findOwnLease(leases.map((l) => l.lease), attrs.publicIP, attrs.publicIPv6);
     while (mine) {
       const stored = leases.find((l) => l.lease === mine)!;
       if (leaseCompatible(config, mine)) {
@@ -236,7 +236,7 @@ export class EtcdSubnetManager implements SubnetManager {
       );
       await this.#kv.delete(stored.key, options);
       leases.splice(leases.indexOf(stored), 1);
-      mine = findLeaseByPublicIP(leases.map((l) => l.lease), attrs.publicIP);
+      mine = findOwnLease(leases.map((l) => l.lease), attrs.publicIP, attrs.publicIPv6);
     }
 
     // 4. Reuse the previous subnet from subnet.env; 5. else pick a free one at random.

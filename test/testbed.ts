@@ -249,7 +249,7 @@ export class TestBed implements AsyncDisposable {
     await sh(["ip", "netns", "add", ul]);
     const inUl = (cmd: string[]) => sh(cmd, { netns: ul });
     await inUl(["ip", "link", "set", "lo", "up"]);
-    await inUl(["ip", "link", "add", "br0", "type", "bridge"]);
+    await inUl(["ip", "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"]);
     await inUl(["ip", "link", "set", "br0", "up"]);
     // The root namespace joins the underlay, so etcd (run here) is reachable from every host.
     this.#rootVeth = `${this.id}r`;

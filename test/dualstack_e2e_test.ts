@@ -105,7 +105,7 @@ async function hostGwCase(t: Deno.TestContext, v6Only: boolean): Promise<void> {
     hosts: 3,
     config: dualConfig({ Type: "host-gw" }, v6Only),
   });
-  await bed.startAgents(["--ip-masq"]);
+  await bed.startAgents(["--ip-masq", "--v=2"]);
   const envs = await Promise.all(bed.hosts.map((h) => h.subnetEnv()));
   const v6Subnets = envs.map(v6SubnetOf);
 
@@ -140,7 +140,9 @@ async function hostGwCase(t: Deno.TestContext, v6Only: boolean): Promise<void> {
         5000,
         `${h.name}: IPv6 routes ${want.join("; ")}`,
       ).catch((err) => {
-        throw new Error(`${err.message}; have ${have.join("; ")}`);
+        throw new Error(
+          `${err.message}; have ${have.join("; ")}; ${h.name}'s log:\n${h.agent!.lines.join("\n")}`,
+        );
       });
       await eventually(
         async () =>
@@ -234,7 +236,7 @@ async function vxlanCase(t: Deno.TestContext, v6Only: boolean, nft = false): Pro
   const config = JSON.parse(dualConfig({ Type: "vxlan" }, v6Only));
   if (nft) config.EnableNFTables = true;
   await using bed = await TestBed.create({ hosts: 3, config: JSON.stringify(config) });
-  await bed.startAgents(["--ip-masq"]);
+  await bed.startAgents(["--ip-masq", "--v=2"]);
   const envs = await Promise.all(bed.hosts.map((h) => h.subnetEnv()));
   const v6Subnets = envs.map(v6SubnetOf);
 

@@ -107,7 +107,9 @@ export class Host {
     const ip6 = v6 ? formatIP6(parseIP6(v6[0]) + BigInt(n)) : undefined;
     const ns = `${this.ns}p${n}`;
     if (this.pods.length === 0) {
-      await this.run(["ip", "link", "add", "cni0", "type", "bridge"]);
+      // No multicast snooping: a neighbour solicitation to a pod is never held back by a
+      // snooping table that has not yet seen the pod's MLD report.
+      await this.run(["ip", "link", "add", "cni0", "type", "bridge", "mcast_snooping", "0"]);
       if (v4) await this.run(["ip", "addr", "add", `${v4[0]}/${v4[1]}`, "dev", "cni0"]);
       if (v6) await this.run(["ip", "addr", "add", `${v6[0]}/${v6[1]}`, "dev", "cni0", "nodad"]);
       await this.run(["ip", "link", "set", "cni0", "mtu", env.FLANNEL_MTU, "up"]);

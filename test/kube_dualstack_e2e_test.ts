@@ -249,6 +249,20 @@ async function hostGwCase(t: Deno.TestContext, v6Only: boolean): Promise<void> {
   await t.step("an agent restart loses no ping in either family", async () => {
     await restartLosesNothing(bed, v6Only);
   });
+
+  await t.step("a node deleted in the API loses its routes on the peers", async () => {
+    const [a, b, c] = bed.hosts;
+    k.api.deleteNode(c.name);
+    await eventually(
+      async () =>
+        (await lines(a, ["ip", "-6", "route", "show", "proto", "101"])).join() ===
+          `${v6Subnet(1)} via ${b.ip6} dev eth0 metric 1024 pref medium` &&
+        (v6Only || (await lines(a, ["ip", "-4", "route", "show", "proto", "101"])).length === 1),
+      5000,
+      `${a.name}: only the route to ${b.name} left`,
+    );
+    assert.ok(await ping(a.pods[0], b.pods[0].ip6!, 2), "IPv6 to the remaining peer");
+  });
 }
 
 Deno.test({
@@ -265,4 +279,93 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: (t) => hostGwCase(t, false),
+});
+
+Deno.test({
+  name: "kube vxlan IPv6-only: --public-ipv6 and the node-public-ipv6 annotation pick the address",
+  ignore: skipUnlessRoot("Kubernetes IPv6 public address end-to-end"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async (t) => {
+    await using k = await KubeBed.create(dualConfig({ Type: "vxlan" }, true), true);
+    const { bed, api } = k;
+    const [h1, h2, h3] = bed.hosts;
+    // Hosts 2 and 3 get a second underlay address to advertise instead of their first.
+    const extra = [bed.underlayIP6(0x102), bed.underlayIP6(0x103)];
+    for (const [i, h] of [h2, h3].entries()) {
+      await h.run(["ip", "-6", "addr", "add", `${extra[i]}/64`, "dev", "eth0", "nodad"]);
+    }
+    // The annotation wins over the flag (flannel's main.go), so host 3's flag names eth0's own.
+    api.updateNode(
+      h3.name,
+      (n) => n.metadata!.annotations![`${PREFIX}node-public-ipv6`] = extra[1],
+    );
+    const agents = [
+      h1.startAgent(),
+      h2.startAgent([`--public-ipv6=${extra[0]}`]),
+      h3.startAgent([`--public-ipv6=${h3.ip6}`]),
+    ];
+    await Promise.all(agents.map((a) => a.waitFor(/Wrote subnet file/, 30_000)));
+    const public6 = [h1.ip6, ...extra];
+
+    await t.step("public-ipv6 and the VXLAN local address are the chosen ones", async () => {
+      for (const [i, h] of bed.hosts.entries()) {
+        assert.equal(k.annotations(h)[`${PREFIX}public-ipv6`], public6[i], h.name);
+        const d = (await h.run(["ip", "-d", "link", "show", "flannel-v6.1"])).stdout;
+        assert.match(d, new RegExp(`vxlan id 1 local ${public6[i]} dev eth0 `), h.name);
+      }
+    });
+
+    await t.step("peers send to the chosen addresses (FDB dst)", async () => {
+      for (const [i, h] of bed.hosts.entries()) {
+        const want: string[] = [];
+        for (const [j, p] of bed.hosts.entries()) {
+          if (i !== j) {
+            want.push(`${await macOf(p, "flannel-v6.1")} dst ${public6[j]} self permanent`);
+          }
+        }
+        let have: string[] = [];
+        await eventually(
+          async () => {
+            have = (await haveV6Entries(h)).fdb;
+            return JSON.stringify(have) === JSON.stringify(want.sort());
+          },
+          5000,
+          `${h.name} FDB ${want.join("; ")}`,
+        ).catch((err) => {
+          throw new Error(`${err.message}; have ${have.join("; ")}`);
+        });
+      }
+    });
+
+    for (const h of bed.hosts) await h.addPod();
+    await t.step("pods ping each other between every pair", async () => {
+      await pingEveryPair(bed, true);
+    });
+  },
+});
+
+Deno.test({
+  name: "kube EnableIPv6 with an IPv4-only podCIDR: one clear error naming the setting and the fix",
+  ignore: skipUnlessRoot("Kubernetes IPv6 podCIDR precondition end-to-end"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await using k = await KubeBed.create(dualConfig({ Type: "host-gw" }), false, 1);
+    const h = k.bed.hosts[0];
+    k.api.setNode(bareNode(h.name, "10.244.1.0/24"));
+    const agent = h.startAgent();
+    const first = await agent.waitFor(/Failed to acquire lease/, 30_000);
+    assert.match(
+      first,
+      /node "host1" has no IPv6 pod CIDR \(podCIDRs 10\.244\.1\.0\/24\) but "EnableIPv6" is true in \S+net-conf\.json: give the node an IPv6 podCIDR .* set "EnableIPv6": false$/,
+    );
+    // Retried every 3 s, logged once.
+    const gets = () => k.api.requests.filter((r) => r.url === `/api/v1/nodes/${h.name}`).length;
+    const before = gets();
+    await eventually(() => gets() >= before + 2, 10_000, "two more attempts");
+    assert.equal(agent.lines.filter((l) => l.startsWith("E")).length, 1, agent.lines.join("\n"));
+    assert.equal(k.api.requests.filter((r) => r.method === "PATCH").length, 0, "nothing written");
+    await assert.rejects(Deno.stat(h.subnetFile), Deno.errors.NotFound);
+  },
 });

@@ -4,7 +4,7 @@
  * clear errors for a missing or foreign podCIDR, and bad input skipped with the node's name.
  */
 import assert from "node:assert/strict";
-import { parseIP4 } from "../subnet/ip.ts";
+import { parseIP4, parseIP6 } from "../subnet/ip.ts";
 import type { Lease } from "../subnet/mod.ts";
 import { createKubeSubnetManager } from "../subnet/kube/mod.ts";
 import { AgentProcess } from "./agent_process.ts";
@@ -111,6 +111,60 @@ Deno.test("acquireLease() honours public-ip-overwrite and completeLease() sets N
   assert.match(cond.lastHeartbeatTime!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   assert.equal(cond.lastTransitionTime, cond.lastHeartbeatTime);
   assert.equal(c.api.getNode("n1")!.status!.conditions!.length, 2, "Ready is kept");
+});
+
+Deno.test("IPv6 only: node-public-ipv6 is stored, the lease is the IPv6 podCIDR, annotations are flannel's", async () => {
+  const conf = '{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:10:244::/56",' +
+    '"Backend":{"Type":"vxlan"}}';
+  await using c = await KubeCluster.start(conf);
+  const n = bareNode("n1", ["fd00:10:244:1::/64"]);
+  n.metadata!.annotations![`${PREFIX}node-public-ipv6`] = "2001:db8::5";
+  c.api.setNode(n);
+  const m = await c.manager("n1");
+  assert.deepEqual(await m.storedPublicIPs(), { ipv6: "2001:db8::5" });
+  const vtep = '{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:00"}';
+  const lease = await m.acquireLease({
+    publicIP: 0,
+    publicIPv6: parseIP6("2001:db8::5"),
+    backendType: "vxlan",
+    backendV6Data: vtep,
+  });
+  assert.equal(lease.enableIPv4, false);
+  assert.equal(lease.enableIPv6, true);
+  assert.deepEqual(lease.ipv6Subnet, { ip: parseIP6("fd00:10:244:1::"), prefix: 64 });
+  assert.deepEqual(c.api.getNode("n1")!.metadata!.annotations, {
+    "node.alpha.kubernetes.io/ttl": "0",
+    [`${PREFIX}backend-type`]: "vxlan",
+    [`${PREFIX}backend-v6-data`]: vtep,
+    [`${PREFIX}kube-subnet-manager`]: "true",
+    [`${PREFIX}node-public-ipv6`]: "2001:db8::5",
+    [`${PREFIX}public-ipv6`]: "2001:db8::5",
+  });
+  assert.deepEqual(await m.storedMacAddresses(), { v6: "aa:bb:cc:dd:ee:00" });
+});
+
+Deno.test("acquireLease() under EnableIPv6 for a node with only an IPv4 podCIDR: one clear error", async () => {
+  const conf = '{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:10:244::/56",' +
+    '"Backend":{"Type":"host-gw"}}';
+  await using c = await KubeCluster.start(conf);
+  c.api.setNode(bareNode("n1", "10.244.1.0/24"));
+  const log = captureLog();
+  const m = await c.manager("n1", { log, retryMs: 20 });
+  const ac = new AbortController();
+  const pending = m.acquireLease(HOSTGW("192.168.1.1"), { signal: ac.signal });
+  await eventually(
+    () => c.api.requests.filter((r) => r.url === "/api/v1/nodes/n1").length >= 4,
+    () => "no retries",
+  );
+  ac.abort();
+  await assert.rejects(pending);
+  const errors = log.lines.filter((l) => l.includes("Failed to acquire lease"));
+  assert.equal(errors.length, 1, log.lines.join("\n"));
+  assert.match(
+    errors[0],
+    /node "n1" has no IPv6 pod CIDR \(podCIDRs 10\.244\.1\.0\/24\) but "EnableIPv6" is true in .*net-conf\.json: give the node an IPv6 podCIDR .* set "EnableIPv6": false$/,
+  );
+  assert.equal(c.api.requests.filter((r) => r.method === "PATCH").length, 0, "nothing written");
 });
 
 Deno.test("storedMacAddresses() reads the VTEP MAC from the own backend-data", async () => {

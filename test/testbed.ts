@@ -49,9 +49,19 @@ export interface Pod {
   readonly ip6?: string;
 }
 
+/** Where a host's agent takes its subnet in Kubernetes mode (instead of the bed's etcd). */
+export interface KubeMode {
+  /** `--kube-api-url`. */
+  apiUrl: string;
+  /** `--net-config-path`. */
+  netConfigPath: string;
+}
+
 export class Host {
   readonly pods: Pod[] = [];
   agent?: AgentProcess;
+  /** When set, `startAgent()` runs `--kube-subnet-mgr` against it, as node `name`. */
+  kube?: KubeMode;
 
   constructor(
     readonly bed: TestBed,
@@ -67,18 +77,28 @@ export class Host {
     return sh(cmd, { netns: this.ns, check });
   }
 
-  /** Starts (or restarts) the agent on this host with the test bed's etcd and prefix. */
+  /**
+   * Starts (or restarts) the agent on this host with the test bed's etcd and prefix, or in
+   * Kubernetes mode (`kube`) as the node named like the host.
+   */
   startAgent(
     extra: string[] = [],
     options: { denoArgs?: string[]; env?: Record<string, string> } = {},
   ): AgentProcess {
+    const datastore = this.kube
+      ? [
+        "--kube-subnet-mgr",
+        `--kube-api-url=${this.kube.apiUrl}`,
+        `--net-config-path=${this.kube.netConfigPath}`,
+      ]
+      : [`--etcd-endpoints=${this.bed.etcdEndpoint}`, `--etcd-prefix=${this.bed.prefix}`];
+    const env = this.kube ? { NODE_NAME: this.name, ...options.env } : options.env;
     this.agent = new AgentProcess([
-      `--etcd-endpoints=${this.bed.etcdEndpoint}`,
-      `--etcd-prefix=${this.bed.prefix}`,
+      ...datastore,
       `--subnet-file=${this.subnetFile}`,
       "--iface=eth0",
       ...extra,
-    ], { netns: this.ns, denoArgs: options.denoArgs, env: options.env });
+    ], { netns: this.ns, denoArgs: options.denoArgs, env });
     return this.agent;
   }
 

@@ -62,7 +62,10 @@ export async function readNetConfig(path: string): Promise<NetworkConfig> {
   if (config.enableIPv4 && (!config.network || config.network.prefix === 0)) {
     throw new Error(
       `error parsing subnet config: ${path}: IPv4 is enabled but "Network" is missing: set it ` +
-        `to the cluster's pod CIDR, e.g. "Network": "10.244.0.0/16"`,
+        `to the cluster's pod CIDR, e.g. "Network": "10.244.0.0/16"` +
+        (config.enableIPv6
+          ? `, or for an IPv6-only cluster set "EnableIPv4": false (it defaults to true)`
+          : ""),
     );
   }
   if (config.enableIPv6 && (!config.ipv6Network || config.ipv6Network.prefix === 0)) {

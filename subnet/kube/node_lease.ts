@@ -255,6 +255,15 @@ export function annotationPatch(changes: Record<string, string>): string {
   return JSON.stringify({ metadata: { annotations: sorted } });
 }
 
+/** A node's podCIDRs for messages: `podCIDRs 10.244.1.0/24`, or `no podCIDRs`. */
+function describeCIDRs(cidrs: PodCIDRs): string {
+  const texts = [
+    ...(cidrs.v4 ? [formatIP4Net(cidrs.v4)] : []),
+    ...(cidrs.v6 ? [formatIP6Net(cidrs.v6)] : []),
+  ];
+  return texts.length > 0 ? `podCIDRs ${texts.join(",")}` : "no podCIDRs";
+}
+
 /**
  * Checks that the own podCIDRs fit the network config (our addition: flannel only checks inside
  * `AcquireLease`, with no hint): every enabled family needs a podCIDR inside its Network.
@@ -272,9 +281,11 @@ export function checkOwnPodCIDRs(
     const network = config.network;
     if (!cidrs.v4) {
       throw new Error(
-        `node "${nodeName}" has no IPv4 pod CIDR but IPv4 is enabled in ${netConfigPath}: ` +
-          `assign one (kube-controller-manager --allocate-node-cidrs --cluster-cidr, or kubeadm ` +
-          `--pod-network-cidr) or set "EnableIPv4": false`,
+        `node "${nodeName}" has no IPv4 pod CIDR (${describeCIDRs(cidrs)}) but IPv4 is enabled ` +
+          `in ${netConfigPath} ("EnableIPv4" defaults to true): give the node an IPv4 podCIDR ` +
+          `(kube-controller-manager --allocate-node-cidrs --cluster-cidr=<IPv4 CIDR>[,<IPv6 CIDR>], ` +
+          `kubeadm --pod-network-cidr; a node's podCIDRs cannot change, so re-register it) or, ` +
+          `for an IPv6-only cluster, set "EnableIPv4": false`,
       );
     }
     if (!network) {
@@ -294,9 +305,15 @@ export function checkOwnPodCIDRs(
   if (config.enableIPv6) {
     const network = config.ipv6Network;
     if (!cidrs.v6) {
+      const fix = config.enableIPv4
+        ? `or, for an IPv4-only cluster, set "EnableIPv6": false`
+        : `or, for an IPv4 cluster, set "EnableIPv4": true and "EnableIPv6": false`;
       throw new Error(
-        `node "${nodeName}" has no IPv6 pod CIDR but IPv6 is enabled in ${netConfigPath}: ` +
-          `assign one (dual-stack --cluster-cidr) or set "EnableIPv6": false`,
+        `node "${nodeName}" has no IPv6 pod CIDR (${describeCIDRs(cidrs)}) but "EnableIPv6" is ` +
+          `true in ${netConfigPath}: give the node an IPv6 podCIDR (dual stack: ` +
+          `kube-controller-manager --cluster-cidr=<IPv4 CIDR>,<IPv6 CIDR>, kubeadm ` +
+          `--pod-network-cidr=<IPv4 CIDR>,<IPv6 CIDR>; a node's podCIDRs cannot change, so ` +
+          `re-register it) ${fix}`,
       );
     }
     if (!network) {

@@ -21,6 +21,11 @@ const DUAL = parseNetworkConfig(
   { validate: false },
 );
 
+const V6_ONLY = parseNetworkConfig(
+  '{"EnableIPv4":false,"IPv6Network":"fd00::/56","EnableIPv6":true}',
+  { validate: false },
+);
+
 const node = (ann: Record<string, string>, spec: Node["spec"] = { podCIDR: "10.244.7.0/24" }) => ({
   metadata: { name: "test", annotations: ann },
   spec,
@@ -45,6 +50,32 @@ Deno.test("nodeToLease() reads dist/fake-node.yaml as flannel does", () => {
       publicIP: parseIP4("192.168.77.17"),
       backendType: "vxlan",
       backendData: '{"VtepMAC":"96:59:b2:3f:04:ee"}',
+    },
+    source: 'node "test"',
+  });
+});
+
+Deno.test("nodeToLease() reads an IPv6-only node in an IPv6-only network", () => {
+  const lease = nodeToLease(
+    node({
+      [`${P}backend-type`]: "vxlan",
+      [`${P}backend-v6-data`]: '{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:00"}',
+      [`${P}kube-subnet-manager`]: "true",
+      [`${P}public-ipv6`]: "fd99::2",
+    }, { podCIDR: "fd00:0:0:2::/64", podCIDRs: ["fd00:0:0:2::/64"] }),
+    V6_ONLY,
+    A,
+  );
+  assert.deepEqual(lease, {
+    enableIPv4: false,
+    enableIPv6: true,
+    subnet: { ip: 0, prefix: 0 },
+    ipv6Subnet: { ip: parseIP6("fd00:0:0:2::"), prefix: 64 },
+    attrs: {
+      publicIP: 0,
+      publicIPv6: parseIP6("fd99::2"),
+      backendType: "vxlan",
+      backendV6Data: '{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:00"}',
     },
     source: 'node "test"',
   });
@@ -136,6 +167,43 @@ Deno.test("ownAnnotations() writes exactly flannel's values", async (t) => {
     assert.equal(got[`${P}public-ipv6`], "fc00::1");
     assert.equal(got[`${P}backend-v6-data`], '{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:00"}');
   });
+  // IPv6 only: the backends advertise publicIP 0 (Go's zero IPv4 address) and no IPv4 data.
+  const v6Only = { publicIP: 0, publicIPv6: parseIP6("fd99::2") };
+  await t.step("IPv6-only vxlan writes no public-ip and no backend-data", () => {
+    const vtep = '{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:00"}';
+    const got = ownAnnotations(node({}), {
+      ...v6Only,
+      backendType: "vxlan",
+      backendV6Data: vtep,
+    }, A)!;
+    assert.deepEqual(got, {
+      [`${P}backend-type`]: "vxlan",
+      [`${P}backend-v6-data`]: vtep,
+      [`${P}public-ipv6`]: "fd99::2",
+      [`${P}kube-subnet-manager`]: "true",
+    });
+    assert.equal(
+      ownAnnotations(node(got), { ...v6Only, backendType: "vxlan", backendV6Data: vtep }, A),
+      undefined,
+    );
+  });
+  await t.step('IPv6-only host-gw writes public-ip "0.0.0.0" and both data "null"', () => {
+    assert.deepEqual(ownAnnotations(node({}), { ...v6Only, backendType: "host-gw" }, A), {
+      [`${P}backend-type`]: "host-gw",
+      [`${P}backend-data`]: "null",
+      [`${P}public-ip`]: "0.0.0.0",
+      [`${P}backend-v6-data`]: "null",
+      [`${P}public-ipv6`]: "fd99::2",
+      [`${P}kube-subnet-manager`]: "true",
+    });
+  });
+  await t.step("public-ipv6-overwrite wins; an unusable one is ignored", () => {
+    const attrs = { ...v6Only, backendType: "host-gw" };
+    const over = (text: string) =>
+      ownAnnotations(node({ [`${P}public-ipv6-overwrite`]: text }), attrs, A)![`${P}public-ipv6`];
+    assert.equal(over("2001:db8::9"), "2001:db8::9");
+    assert.equal(over("::1"), "fd99::2");
+  });
 });
 
 Deno.test("checkOwnPodCIDRs() requires each enabled family inside its Network", async (t) => {
@@ -156,11 +224,51 @@ Deno.test("checkOwnPodCIDRs() requires each enabled family inside its Network", 
       /doesn't contain "10.0.0.0\/8" PodCIDR of the "n" node/,
     );
   });
-  await t.step("missing IPv6", () => {
+  await t.step("IPv4 only under EnableIPv6: names the setting, the podCIDR and the fix", () => {
     assert.throws(
       () => checkOwnPodCIDRs("n", parsePodCIDRs(node({})), DUAL, "/x.json"),
-      /no IPv6 pod CIDR but IPv6 is enabled in \/x.json/,
+      (e: Error) => {
+        assert.equal(
+          e.message,
+          'node "n" has no IPv6 pod CIDR (podCIDRs 10.244.7.0/24) but "EnableIPv6" is true in ' +
+            "/x.json: give the node an IPv6 podCIDR (dual stack: kube-controller-manager " +
+            "--cluster-cidr=<IPv4 CIDR>,<IPv6 CIDR>, kubeadm --pod-network-cidr=<IPv4 CIDR>," +
+            "<IPv6 CIDR>; a node's podCIDRs cannot change, so re-register it) or, for an " +
+            'IPv4-only cluster, set "EnableIPv6": false',
+        );
+        return true;
+      },
     );
+  });
+  await t.step("IPv4 only in an IPv6-only network: the fix is an IPv4 network", () => {
+    assert.throws(
+      () => checkOwnPodCIDRs("n", parsePodCIDRs(node({})), V6_ONLY, "/x.json"),
+      /no IPv6 pod CIDR \(podCIDRs 10.244.7.0\/24\).*set "EnableIPv4": true and "EnableIPv6": false$/,
+    );
+  });
+  await t.step("IPv6 only under the default EnableIPv4", () => {
+    assert.throws(
+      () =>
+        checkOwnPodCIDRs(
+          "n",
+          parsePodCIDRs(node({}, { podCIDRs: ["fd00:0:0:3::/64"] })),
+          DUAL,
+          "/x",
+        ),
+      /no IPv4 pod CIDR \(podCIDRs fd00:0:0:3::\/64\) but IPv4 is enabled in \/x \("EnableIPv4" defaults to true\).*set "EnableIPv4": false$/,
+    );
+  });
+  await t.step("IPv6 only in an IPv6-only network", () => {
+    const r = checkOwnPodCIDRs(
+      "n",
+      parsePodCIDRs(node({}, { podCIDR: "fd00:0:0:3::/64", podCIDRs: ["fd00:0:0:3::/64"] })),
+      V6_ONLY,
+      "/x.json",
+    );
+    assert.deepEqual(r, {
+      subnet: { ip: 0, prefix: 0 },
+      ipv6Subnet: { ip: parseIP6("fd00:0:0:3::"), prefix: 64 },
+    });
   });
 });
 

@@ -7,11 +7,13 @@ import { benchStartup } from "./startup.ts";
 import { benchHostGw } from "./host_gw.ts";
 import { benchUdp } from "./udp.ts";
 import { benchVxlan } from "./vxlan.ts";
+import { benchVxlan6 } from "./vxlan6.ts";
 import { benchKube } from "./kube.ts";
 
 console.log("benchmark".padEnd(46), "measured".padEnd(34), "ratio".padEnd(14), "target");
 await benchStartup();
 await benchHostGw();
 await benchVxlan();
+await benchVxlan6();
 await benchUdp();
 await benchKube();

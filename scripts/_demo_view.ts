@@ -1,6 +1,7 @@
 /**
  * What `deno task demo` shows of one host, as aligned text: its subnet.env and the kernel state
- * its backend keeps (routes; or the VXLAN device, neighbours and FDB; or the TUN `flannel0`).
+ * its backend keeps (routes; or the VXLAN device, neighbours and FDB; or the TUN `flannel0`), in
+ * dual stack for both families (IPv6 routes; `flannel-v6.1` and its entries).
  */
 import type { Host } from "../test/testbed.ts";
 
@@ -21,6 +22,11 @@ export function table(rows: string[][], indent = ""): string[] {
 async function lines(host: Host, cmd: string[]): Promise<string[]> {
   const out = (await host.run(cmd, false)).stdout.trim();
   return out === "" ? [] : out.split("\n").map((l) => l.trim().replace(/\s+/g, " "));
+}
+
+/** IPv6 routes without the defaults `ip -6` spells out (metric 1024, pref medium). */
+function short6(route: string): string {
+  return route.replace(/ metric 1024| pref medium/g, "");
 }
 
 /** `ip -d link show DEV` condensed: kind and its options, MTU, MAC. */
@@ -44,18 +50,35 @@ async function device(host: Host, dev: string): Promise<string[]> {
 }
 
 /** The host's subnet.env and its backend's kernel state, as labelled blocks. */
-export async function hostView(host: Host, backend: DemoBackend): Promise<string[]> {
+export async function hostView(
+  host: Host,
+  backend: DemoBackend,
+  dualStack = false,
+): Promise<string[]> {
   const env = (await Deno.readTextFile(host.subnetFile)).trim().split("\n");
-  const out = [`${host.name} · eth0 ${host.ip}`, ...block("subnet.env", env)];
+  const eth0 = dualStack ? `${host.ip}, ${host.ip6}` : host.ip;
+  const out = [`${host.name} · eth0 ${eth0}`, ...block("subnet.env", env)];
   if (backend === "host-gw") {
-    const routes = await lines(host, ["ip", "route", "show", "proto", "101"]);
+    const families = dualStack ? ["-4", "-6"] : ["-4"];
+    const routes = (await Promise.all(
+      families.map((f) => lines(host, ["ip", f, "route", "show", "proto", "101"])),
+    )).flat().map(short6);
     out.push(...block("routes", routes.map((r) => `${r} proto 101`)));
   } else if (backend === "vxlan") {
-    const dev = "flannel.1";
-    out.push(...block("device", await device(host, dev)));
-    out.push(...block("neighbours", await lines(host, ["ip", "neigh", "show", "dev", dev])));
-    out.push(...block("fdb", await lines(host, ["bridge", "fdb", "show", "dev", dev])));
-    out.push(...block("routes", await lines(host, ["ip", "route", "show", "dev", dev])));
+    const devices: Array<[string, string]> = [["flannel.1", "-4"]];
+    if (dualStack) devices.push(["flannel-v6.1", "-6"]);
+    for (const [dev, f] of devices) {
+      // Only the backend's own (permanent) neighbours: IPv6 keeps discovered ones too.
+      const neigh = (await lines(host, ["ip", f, "neigh", "show", "dev", dev]))
+        .filter((l) => f === "-4" || l.endsWith("PERMANENT"));
+      out.push(...block("device", await device(host, dev)));
+      out.push(...block("neighbours", neigh));
+      out.push(...block("fdb", await lines(host, ["bridge", "fdb", "show", "dev", dev])));
+      // IPv6 also lists the kernel's own routes on the device (its /128, fe80::/64).
+      const routes = (await lines(host, ["ip", f, "route", "show", "dev", dev]))
+        .filter((l) => f === "-4" || l.includes(" proto 101 ")).map(short6);
+      out.push(...block("routes", routes));
+    }
   } else {
     const dev = "flannel0";
     out.push(...block("device", await device(host, dev)));
@@ -76,12 +99,18 @@ export async function knowsPeers(
   host: Host,
   backend: DemoBackend,
   peers: number,
+  dualStack = false,
 ): Promise<boolean> {
   if (backend === "udp") {
     return (await lines(host, ["ip", "route", "show", "dev", "flannel0"])).length > 0;
   }
-  const cmd = backend === "host-gw"
-    ? ["ip", "route", "show", "proto", "101"]
-    : ["ip", "route", "show", "dev", "flannel.1"];
-  return (await lines(host, cmd)).length >= peers;
+  const families: Array<[string, string]> = [["-4", "flannel.1"]];
+  if (dualStack) families.push(["-6", "flannel-v6.1"]);
+  for (const [f, dev] of families) {
+    const cmd = backend === "host-gw"
+      ? ["ip", f, "route", "show", "proto", "101"]
+      : ["ip", f, "route", "show", "dev", dev];
+    if ((await lines(host, cmd)).length < peers) return false;
+  }
+  return true;
 }

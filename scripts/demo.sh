@@ -3,7 +3,7 @@
 # this machine lacks (the pinned Deno, etcd, iproute2, iptables, nftables, ping, iperf3), then
 # runs it: several hosts in network namespaces on one machine, a local etcd, the agent on each.
 #
-#   scripts/demo.sh [--backend host-gw|vxlan|udp] [--hosts N] [--kube]
+#   scripts/demo.sh [--backend host-gw|vxlan|udp] [--hosts N] [--kube | --dual-stack]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_setup.sh

@@ -4,7 +4,9 @@
  * chosen backend, against a local etcd or, with `--kube`, against the test fake Kubernetes API
  * server in `--kube-subnet-mgr` mode with the DaemonSet's own flags and env. Prints each host's
  * subnet.env and kernel state, a cross-host pod ping and a short iperf3 figure, then tears
- * everything down (also on Ctrl-C).
+ * everything down (also on Ctrl-C). `--dual-stack` (host-gw, vxlan; etcd mode) adds an IPv6
+ * network on the test bed's IPv6 underlay: the IPv6 lines of subnet.env, the IPv6 routes (and
+ * `flannel-v6.1` with its entries), and a `ping -6` across hosts.
  */
 import { parseArgs } from "node:util";
 import { FakeApiServer } from "../test/fake_apiserver.ts";
@@ -13,7 +15,8 @@ import { nodeTable, startKubeAgents } from "./_demo_kube.ts";
 import { block, type DemoBackend, hostView, knowsPeers } from "./_demo_view.ts";
 
 const BACKENDS: DemoBackend[] = ["host-gw", "vxlan", "udp"];
-const USAGE = "usage: deno task demo [--backend host-gw|vxlan|udp] [--hosts N] [--kube]";
+const USAGE =
+  "usage: deno task demo [--backend host-gw|vxlan|udp] [--hosts N] [--kube | --dual-stack]";
 
 function usageError(message: string): never {
   console.error(`demo: ${message}\n${USAGE}`);
@@ -29,6 +32,7 @@ function parse(args: string[]) {
         backend: { type: "string", default: "host-gw" },
         hosts: { type: "string", default: "3" },
         kube: { type: "boolean", default: false },
+        "dual-stack": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -47,7 +51,11 @@ function parse(args: string[]) {
   if (!Number.isInteger(hosts) || hosts < 2 || hosts > 20) {
     usageError(`--hosts ${values.hosts}: a whole number from 2 to 20`);
   }
-  return { backend, hosts, kube: values.kube };
+  const dualStack = values["dual-stack"];
+  if (dualStack && (backend === "udp" || values.kube)) {
+    usageError("--dual-stack works with --backend host-gw or vxlan, in etcd mode (no --kube)");
+  }
+  return { backend, hosts, kube: values.kube, dualStack };
 }
 
 /**
@@ -88,16 +96,18 @@ async function iperf(from: Host, to: Host): Promise<string | undefined> {
   }
 }
 
-async function pingLine(from: Host, to: Host): Promise<{ ok: boolean; text: string }> {
+/** Three pings pod to pod, IPv4 or (`ping -6`) IPv6, summed up in one line. */
+async function pingLine(from: Host, to: Host, v6 = false): Promise<{ ok: boolean; text: string }> {
+  const [src, dst] = v6 ? [from.pods[0].ip6!, to.pods[0].ip6!] : [from.pods[0].ip, to.pods[0].ip];
   const r = await sh(
-    ["ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", to.pods[0].ip],
+    ["ping", ...(v6 ? ["-6"] : []), "-n", "-c", "3", "-i", "0.2", "-W", "1", dst],
     { netns: from.pods[0].ns, check: false },
   );
   const replies = /(\d+) received/.exec(r.stdout)?.[1] ?? "0";
   const avg = /= [\d.]+\/([\d.]+)\//.exec(r.stdout)?.[1];
   return {
     ok: r.ok,
-    text: `pod ${from.pods[0].ip} on ${from.name} → pod ${to.pods[0].ip} on ${to.name}: ` +
+    text: `pod ${src} on ${from.name} → pod ${dst} on ${to.name}: ` +
       `${replies}/3 replies${avg ? `, ${avg} ms average` : ""}`,
   };
 }
@@ -110,8 +120,19 @@ function agentTail(bed: TestBed): string {
   ).join("\n");
 }
 
-async function run(o: { backend: DemoBackend; hosts: number; kube: boolean }): Promise<boolean> {
-  const config = JSON.stringify({ Network: "10.100.0.0/16", Backend: { Type: o.backend } });
+interface Options {
+  backend: DemoBackend;
+  hosts: number;
+  kube: boolean;
+  dualStack: boolean;
+}
+
+async function run(o: Options): Promise<boolean> {
+  const config = JSON.stringify({
+    Network: "10.100.0.0/16",
+    ...(o.dualStack ? { EnableIPv6: true, IPv6Network: "fd00:100::/56", IPv6SubnetLen: 64 } : {}),
+    Backend: { Type: o.backend },
+  });
   const dir = await Deno.makeTempDir({ prefix: "flanneld-demo-" });
   const removeDir = () => {
     interrupted = true;
@@ -133,7 +154,9 @@ async function run(o: { backend: DemoBackend; hosts: number; kube: boolean }): P
       port = await startKubeAgents(bed, api, o.backend, dir);
     } else {
       console.log(
-        `flanneld demo: ${o.hosts} hosts, backend ${o.backend}, etcd at ${bed.etcdEndpoint}\n`,
+        `flanneld demo: ${o.hosts} hosts, backend ${o.backend}${
+          o.dualStack ? ", dual stack (IPv4 + IPv6)" : ""
+        }, etcd at ${bed.etcdEndpoint}\n`,
       );
       console.log(`network config (${bed.prefix}/config)  ${config}\n`);
     }
@@ -147,7 +170,9 @@ async function run(o: { backend: DemoBackend; hosts: number; kube: boolean }): P
       }
       await eventually(
         async () =>
-          (await Promise.all(bed.hosts.map((h) => knowsPeers(h, o.backend, o.hosts - 1))))
+          (await Promise.all(
+            bed.hosts.map((h) => knowsPeers(h, o.backend, o.hosts - 1, o.dualStack)),
+          ))
             .every(Boolean),
         10_000,
         "every host to program its peers",
@@ -160,19 +185,30 @@ async function run(o: { backend: DemoBackend; hosts: number; kube: boolean }): P
     console.log(`every host has its lease and its peers, in ${seconds(started)}\n`);
     for (const h of bed.hosts) await h.addPod();
     if (api) await nodeTable(bed, api, port);
-    for (const h of bed.hosts) console.log((await hostView(h, o.backend)).join("\n") + "\n");
+    for (const h of bed.hosts) {
+      console.log((await hostView(h, o.backend, o.dualStack)).join("\n") + "\n");
+    }
 
     const [a, b] = [bed.hosts[0], bed.hosts[bed.hosts.length - 1]];
     await eventually(() => ping(a.pods[0], b.pods[0].ip), 5000, "a first reply").catch(() => {});
-    const p = await pingLine(a, b);
+    let p = await pingLine(a, b);
     console.log(block("ping", [p.text], 8).join("\n").slice(2));
+    if (o.dualStack) {
+      // The first IPv6 packet may wait out a lost neighbour solicitation on the underlay.
+      await eventually(() => ping(a.pods[0], b.pods[0].ip6!), 5000, "a first IPv6 reply")
+        .catch(() => {});
+      const p6 = await pingLine(a, b, true);
+      console.log(block("ping -6", [p6.text], 8).join("\n").slice(2));
+      p = { ok: p.ok && p6.ok, text: "" };
+    }
     const speed = p.ok ? await iperf(a, b) : undefined;
     if (speed) console.log(block("iperf3", [speed], 8).join("\n").slice(2));
     console.log();
     if (p.ok) {
       console.log(
         `✔ it works: a pod on ${a.name} reached a pod on ${b.name} through the ${o.backend} ` +
-          `backend${o.kube ? ", with subnets from the nodes' podCIDRs" : ""}`,
+          `backend${o.kube ? ", with subnets from the nodes' podCIDRs" : ""}` +
+          `${o.dualStack ? ", in IPv4 and IPv6" : ""}`,
       );
     } else {
       console.log(`✘ pods on ${a.name} and ${b.name} cannot reach each other\n${agentTail(bed)}`);

@@ -1,7 +1,7 @@
 /**
- * `deno task demo` as a user runs it (root for all but the usage errors): a vxlan and a `--kube`
- * udp run end with the line that proves it works and leave no namespace behind; a default run
- * interrupted with Ctrl-C (SIGINT) tears down and exits 130.
+ * `deno task demo` as a user runs it (root for all but the usage errors): a vxlan, a `--kube`
+ * udp and a `--dual-stack` host-gw and vxlan run end with the line that proves it works and leave
+ * no namespace behind; a default run interrupted with Ctrl-C (SIGINT) tears down and exits 130.
  */
 import assert from "node:assert/strict";
 import { sh, skipUnlessRoot } from "../test/testbed.ts";
@@ -46,6 +46,8 @@ Deno.test("demo refuses unknown backends and host counts with the usage", async 
       ],
       [["--hosts", "1"], /--hosts 1: a whole number from 2 to 20/],
       [["--frobnicate"], /Unknown option '--frobnicate'/],
+      [["--dual-stack", "--backend", "udp"], /--dual-stack works with --backend host-gw or vxlan/],
+      [["--dual-stack", "--kube"], /in etcd mode \(no --kube\)/],
     ] as const
   ) {
     const r = await runDemo([...args]);
@@ -70,6 +72,49 @@ Deno.test({
     assert.match(r.stdout, /^ping {4}pod .* 3\/3 replies/m);
     assert.match(r.stdout, /^✔ it works: a pod on host1 reached a pod on host2 through the vxlan/m);
     assert.deepEqual(await leftovers(bedNumber(r.stdout)), []);
+  },
+});
+
+Deno.test({
+  ...root,
+  name: "demo --dual-stack shows IPv6 in subnet.env and the kernel, and a ping -6 across hosts",
+  fn: async (t) => {
+    for (const backend of ["host-gw", "vxlan"]) {
+      await t.step(backend, async () => {
+        const r = await runDemo(["--dual-stack", "--backend", backend, "--hosts", "2"]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(
+          r.stdout,
+          new RegExp(`^flanneld demo: 2 hosts, backend ${backend}, dual stack \\(IPv4 \\+ IPv6\\)`),
+        );
+        assert.match(r.stdout, /^host1 · eth0 10\.199\.\d+\.1, fd99:[0-9a-f]+::1$/m);
+        assert.match(r.stdout, /^ {15}FLANNEL_IPV6_NETWORK=fd00:100::\/56$/m);
+        assert.match(r.stdout, /^ {15}FLANNEL_IPV6_SUBNET=fd00:100:0:[0-9a-f]+::1\/64$/m);
+        if (backend === "host-gw") {
+          assert.match(
+            r.stdout,
+            /^ {15}fd00:100:0:[0-9a-f]+::\/64 via fd99:[0-9a-f]+::2 dev eth0 proto 101$/m,
+          );
+        } else {
+          assert.match(
+            r.stdout,
+            /^ {2}device {7}flannel-v6\.1 {2}vxlan id 1, local fd99:[0-9a-f]+::1 dev eth0, port 8472, nolearning$/m,
+          );
+          assert.match(
+            r.stdout,
+            /^ {2}neighbours {3}fd00:100:0:[0-9a-f]+:: lladdr \S+ PERMANENT$/m,
+          );
+          assert.match(r.stdout, /^ {2}fdb {10}\S+ dst fd99:[0-9a-f]+::2 self permanent$/m);
+          assert.match(
+            r.stdout,
+            /^ {2}routes {7}fd00:100:0:([0-9a-f]+)::\/64 via fd00:100:0:\1:: proto 101 onlink$/m,
+          );
+        }
+        assert.match(r.stdout, /^ping -6 pod fd00:100:.* 3\/3 replies/m);
+        assert.match(r.stdout, /^✔ it works: .* through the \S+ backend, in IPv4 and IPv6$/m);
+        assert.deepEqual(await leftovers(bedNumber(r.stdout)), []);
+      });
+    }
   },
 });
 

@@ -9,7 +9,15 @@ import { type FlannelMetrics, unservedMetrics } from "../../util/metrics.ts";
 import { quote } from "../../util/quote.ts";
 import { findOwnLease, isLeased4, leaseCompatible, pickFreeSubnet } from "../allocate.ts";
 import { ConfigError, parseNetworkConfig } from "../config.ts";
-import { formatIP4, formatIP4Net, formatIP6Net, type IP4Net, type IP6Net } from "../ip.ts";
+import {
+  formatIP4,
+  formatIP4Net,
+  formatIP6Net,
+  type IP4Net,
+  type IP6Net,
+  overlaps4,
+  overlaps6,
+} from "../ip.ts";
 import { decodeLeaseAttrs, encodeLeaseAttrs } from "../lease_attrs.ts";
 import {
   type Lease,
@@ -268,6 +276,11 @@ export class EtcdSubnetManager implements SubnetManager {
       if (!created) await this.#kv.revokeLease(grant.id).catch(() => {});
     }
     if (!created) return undefined;
+    if (ipv6Subnet && await this.#lostDualStackRace(config, key, subnet, ipv6Subnet, options)) {
+      await this.#kv.delete(key, options).catch(() => {});
+      await this.#kv.revokeLease(grant.id).catch(() => {});
+      return undefined;
+    }
     this.#own = { key, leaseId: grant.id, attrs };
     return {
       enableIPv4: true,
@@ -278,6 +291,29 @@ export class EtcdSubnetManager implements SubnetManager {
       expiration: this.#now() + grant.ttl * 1000,
       source: `etcd key ${quote(key)}`,
     };
+  }
+
+  /**
+   * A dual-stack key names both subnets, so two nodes that drew the same IPv4 subnet with
+   * different IPv6 subnets (or the reverse) both pass the create-if-absent transaction: flannel
+   * then runs two nodes on one subnet. After creating, the node whose key was created later than
+   * an overlapping one yields (every node decides the same from the creation revisions).
+   */
+  async #lostDualStackRace(
+    config: NetworkConfig,
+    key: string,
+    subnet: IP4Net,
+    ipv6Subnet: IP6Net,
+    options?: SignalOptions,
+  ): Promise<boolean> {
+    const { leases } = await this.#listLeases(options);
+    const ours = leases.find((l) => l.key === key);
+    if (!ours) return true;
+    return leases.some((l) =>
+      l.key !== key && l.kv.createRevision < ours.kv.createRevision &&
+      ((config.enableIPv4 && overlaps4(l.lease.subnet, subnet)) ||
+        (l.lease.ipv6Subnet !== undefined && overlaps6(l.lease.ipv6Subnet, ipv6Subnet)))
+    );
   }
 
   /**

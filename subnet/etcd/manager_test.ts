@@ -13,7 +13,7 @@ import { createFlannelMetrics, Registry } from "../../util/metrics.ts";
 /** The metric set every manager of these tests reports to, and its registry. */
 const registry = new Registry();
 const metrics = createFlannelMetrics(registry);
-import { formatIP4Net, parseIP4, parseIP4Net } from "../ip.ts";
+import { formatIP4Net, formatIP6Net, parseIP4, parseIP4Net, parseIP6 } from "../ip.ts";
 import { LeaseWatcher } from "../lease_watcher.ts";
 import { type Lease, LeaseRevokedError, type LeaseWatchResult } from "../mod.ts";
 import { EtcdSubnetManager, type EtcdSubnetManagerOptions } from "./manager.ts";
@@ -131,6 +131,32 @@ Deno.test("acquireLease() takes the previous subnet from subnet.env when it is f
   assert.deepEqual(lease.subnet, prev);
   const other = await manager(kv, { previousSubnet: prev }).acquireLease(attrs("192.168.2.7"));
   assert.notDeepEqual(other.subnet, prev, "taken by now");
+});
+
+Deno.test("acquireLease() in dual stack: of two nodes that took one IPv4 subnet with different IPv6 subnets, the later yields", async () => {
+  // The two keys differ (`10.3.1.0-24&fd00:3::-64`, `10.3.1.0-24&fd00:3:0:32::-64`), so the
+  // create-if-absent transaction cannot tell; the creation revisions do.
+  const kv = new MemoryEtcd();
+  await kv.put(
+    `${PREFIX}/config`,
+    '{ "Network": "10.3.0.0/16", "SubnetMin": "10.3.1.0", "SubnetMax": "10.3.25.0", ' +
+      '"EnableIPv6": true, "IPv6Network": "fd00:3::/56", "IPv6SubnetLen": 64 }',
+  );
+  // Both take the first free IPv4 subnet; b a different IPv6 one (the 51st free).
+  let draws = 0;
+  const a = manager(kv);
+  const b = manager(kv, { random: () => (draws++ % 2 === 0 ? 0 : 0.5) });
+  const dual = (i: number) => ({ ...attrs(`192.168.5.${i}`), publicIPv6: parseIP6(`fd99::${i}`) });
+  const leases = await Promise.all([a.acquireLease(dual(1)), b.acquireLease(dual(2))]);
+  const v4 = leases.map((l) => formatIP4Net(l.subnet));
+  const v6 = leases.map((l) => formatIP6Net(l.ipv6Subnet!));
+  assert.notEqual(v4[0], v4[1], `IPv4 subnets ${v4.join(", ")}`);
+  assert.notEqual(v6[0], v6[1], `IPv6 subnets ${v6.join(", ")}`);
+  const { kvs } = await kv.range(`${PREFIX}/subnets/`);
+  assert.equal(kvs.length, 2, kvs.map((k) => k.key).join(", "));
+  assert.ok(
+    [a, b].some((m) => m.log.lines.some((l) => l.includes("Subnet collision with another node"))),
+  );
 });
 
 Deno.test("bad keys and values are skipped, each with a warning naming it", async () => {

@@ -108,9 +108,14 @@ function miss(message: string): never {
   throw new InterfaceNotFoundError(message);
 }
 
-/** The interface holding exactly `ip` (any flags, as flannel's `GetInterfaceByIP`). */
+/**
+ * The interface holding exactly `ip` (any flags, as flannel's `GetInterfaceByIP`); when several
+ * do, the first where it is usable (not, say, a copy that failed DAD).
+ */
 function holder(ip: string, ifaces: readonly HostInterface[]): HostInterface | undefined {
-  return ifaces.find((i) => i.addresses.some((a) => a.ip === ip));
+  const holders = ifaces.filter((i) => i.addresses.some((a) => a.ip === ip));
+  return holders.find((i) => !unusableReason(i.addresses.find((a) => a.ip === ip)!, true)) ??
+    holders[0];
 }
 
 /** `ip` on an interface, refusing an address the kernel cannot use as a source. */

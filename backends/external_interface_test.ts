@@ -202,6 +202,16 @@ Deno.test("selectExternalInterface() picks the IPv6 address by the kernel's flag
     );
     assert.throws(() => select({ ...v6only, iface: ["2001:db8::5"] }), /is tentative/);
   });
+  await t.step("an address on two interfaces: the one where it is usable", async () => {
+    const nl = new FakeNetlink();
+    nl.seedLink("a0", { addresses: [{ address: "fd00::9/64", flags: TENTATIVE | DADFAILED }] });
+    nl.seedLink("a1", { addresses: ["fd00::9/64"] });
+    const e = selectExternalInterface(await hostInterfaces(nl), {
+      ...v6only,
+      iface: ["fd00::9"],
+    }, silentLogger);
+    assert.equal(e.name, "a1");
+  });
   await t.step("an IPv4 --iface in an IPv6-only network", () => {
     assert.throws(
       () => select({ ...v6only, iface: ["10.0.0.5"] }),

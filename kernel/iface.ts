@@ -104,8 +104,9 @@ async function readInterfaces(netlink: Netlink): Promise<HostInterface[]> {
 
 export interface HostInterfacesOptions {
   /**
-   * Wait up to this long (default 0) while some address is still in duplicate address
+   * Wait up to this long (default 0) while some global address is still in duplicate address
    * detection (tentative, not optimistic, not failed), re-reading every `pollMs` (250).
+   * Link-local ones are not waited for: a global address is preferred anyway.
    */
   settleMs?: number;
   pollMs?: number;
@@ -124,7 +125,9 @@ export async function hostInterfaces(
   for (;;) {
     const ifaces = await readInterfaces(netlink);
     const pending = ifaces.flatMap((i) =>
-      i.addresses.filter((a) => (a.flags & waiting) === IFA_F.TENTATIVE)
+      i.addresses.filter((a) =>
+        (a.flags & waiting) === IFA_F.TENTATIVE && kindOf(a.ip) === "global"
+      )
         .map((a) => `${a.ip} on ${i.name}`)
     );
     if (pending.length === 0 || Date.now() >= deadline) return ifaces;
@@ -148,6 +151,26 @@ export async function defaultRouteIndex(
     r.dst === dst && (r.type ?? "unicast") === "unicast"
   );
   return route ? route.index ?? 0 : undefined;
+}
+
+/**
+ * `ip route get TARGET` for `--iface-can-reach` (flannel's `GetInterfaceBySpecificIPRouting`):
+ * the output interface and preferred source address, IPv4 or IPv6; neither when unreachable.
+ */
+export async function routeToward(
+  netlink: Netlink,
+  target: string,
+): Promise<{ target: string; index?: number; src?: string }> {
+  try {
+    const route = await netlink.routeGet(target);
+    return {
+      target,
+      ...(route?.index !== undefined ? { index: route.index } : {}),
+      ...(route?.src !== undefined ? { src: route.src } : {}),
+    };
+  } catch {
+    return { target };
+  }
 }
 
 /**

@@ -140,21 +140,25 @@ Deno.test("hostInterfaces() waits for duplicate address detection to finish", as
     assert.deepEqual(told, [["fd00::5 on eth0"]], "told once");
     assert.ok(polls >= 2, `polled ${polls} times`);
   });
-  await t.step("gives up after settleMs, and never waits for a DAD failure", async () => {
-    const nl = new FakeNetlink();
-    nl.seedLink("eth0", { addresses: [{ address: "fd00::5/64", flags: TENTATIVE }] });
-    const start = Date.now();
-    const ifaces = await hostInterfaces(nl, { settleMs: 40, pollMs: 5 });
-    assert.ok(Date.now() - start >= 40);
-    assert.deepEqual(ifaces[1].ipv6, []);
-    const failed = new FakeNetlink();
-    failed.seedLink("eth0", {
-      addresses: [{ address: "fd00::5/64", flags: TENTATIVE | DADFAILED }],
-    });
-    let waited = false;
-    await hostInterfaces(failed, { settleMs: 5000, onWait: () => waited = true });
-    assert.equal(waited, false);
-  });
+  await t.step(
+    "gives up after settleMs; never waits for a DAD failure or a link-local address",
+    async () => {
+      const nl = new FakeNetlink();
+      nl.seedLink("eth0", { addresses: [{ address: "fd00::5/64", flags: TENTATIVE }] });
+      const start = Date.now();
+      const ifaces = await hostInterfaces(nl, { settleMs: 40, pollMs: 5 });
+      assert.ok(Date.now() - start >= 40);
+      assert.deepEqual(ifaces[1].ipv6, []);
+      const failed = new FakeNetlink();
+      failed.seedLink("eth0", {
+        addresses: [{ address: "fd00::5/64", flags: TENTATIVE | DADFAILED }],
+      });
+      failed.seedLink("eth1", { addresses: [{ address: "fe80::1/64", flags: TENTATIVE }] });
+      let waited = false;
+      await hostInterfaces(failed, { settleMs: 5000, onWait: () => waited = true });
+      assert.equal(waited, false, "nor for a link-local address");
+    },
+  );
 });
 
 Deno.test("defaultRouteIndex() takes the first main-table default route of the family", async () => {

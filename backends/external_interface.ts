@@ -265,7 +265,9 @@ function attempt(
     return complete(run(), opts);
   } catch (err) {
     if (!(err instanceof InterfaceNotFoundError)) throw err;
-    log.warn(`Could not find valid interface matching ${label}: ${err.message}`);
+    // flannel's wording, with the bare value: `... matching eth0: ...`.
+    const value = label.slice(label.indexOf("=") + 1);
+    log.warn(`Could not find valid interface matching ${value}: ${err.message}`);
     return `${label}: ${err.message}`;
   }
 }

@@ -245,6 +245,16 @@ Deno.test("selectExternalInterface() in dual stack, as flannel's LookupExtIface"
     const e = select({ ...dual, iface: ["172.16.0.2"] });
     assert.equal(e.ifaceV6Addr, parseIP6("2001:db8::6"));
   });
+  await t.step("a miss is logged as flannel does", () => {
+    const log = recordingLogger();
+    selectExternalInterface(ifaces, { ...dual, iface: ["eth0", "eth2"] }, log);
+    assert.ok(
+      log.lines.some((l) =>
+        l.startsWith("W Could not find valid interface matching eth0: interface eth0 has no usable")
+      ),
+      log.lines.join("\n"),
+    );
+  });
   await t.step("flannel's log lines", () => {
     const log = recordingLogger();
     selectExternalInterface(ifaces, { ...dual, iface: ["eth2"] }, log);

@@ -20,8 +20,13 @@ import {
   usage,
   validateOptions,
 } from "./cli/options.ts";
-import { defaultRouteInterface, hostInterfaces, ipv6DisabledInterfaces } from "./kernel/iface.ts";
-import { type Netlink, openNetlink } from "./kernel/netlink/mod.ts";
+import {
+  defaultRouteIndex,
+  hostInterfaces,
+  ipv6DisabledInterfaces,
+  routeToward,
+} from "./kernel/iface.ts";
+import { openNetlink } from "./kernel/netlink/mod.ts";
 import { EtcdClient, EtcdUnavailableError } from "./subnet/etcd/client.ts";
 import { EtcdSubnetManager } from "./subnet/etcd/manager.ts";
 import { type PreviousSubnets, readPreviousSubnets, writeSubnetFile } from "./subnet/subnet_env.ts";
@@ -39,16 +44,6 @@ const NOT_IMPLEMENTED = new Set([
   "vmodule",
   "log_backtrace_at",
 ]);
-
-/** `ip route get TARGET`: which interface and source address reach `--iface-can-reach`. */
-async function resolveCanReach(netlink: Netlink, target: string) {
-  try {
-    const route = await netlink.routeGet(target);
-    return { target, index: route?.index, src: route?.src };
-  } catch {
-    return { target };
-  }
-}
 
 interface Store {
   manager: SubnetManager;
@@ -225,17 +220,29 @@ async function main(args: string[]): Promise<number> {
       log,
       metrics,
       selectInterface: async (config) =>
-        selectExternalInterface(await hostInterfaces(), {
-          iface: o.iface,
-          ifaceRegex: o.ifaceRegex,
-          publicIP,
-          publicIPv6,
-          canReach: o.ifaceCanReach ? await resolveCanReach(netlink, o.ifaceCanReach) : undefined,
-          defaultInterface: await defaultRouteInterface(config.enableIPv4 ? 4 : 6),
-          ipv4: config.enableIPv4,
-          ipv6: config.enableIPv6,
-          ipv6Disabled: config.enableIPv6 ? await ipv6DisabledInterfaces() : undefined,
-        }, log),
+        selectExternalInterface(
+          await hostInterfaces(netlink, {
+            // IPv6 only: at boot its addresses are tentative for about a second.
+            settleMs: config.enableIPv6 ? 3000 : 0,
+            onWait: (pending) =>
+              log.info(`Waiting for duplicate address detection of ${pending.join(", ")}`),
+          }),
+          {
+            iface: o.iface,
+            ifaceRegex: o.ifaceRegex,
+            publicIP,
+            publicIPv6,
+            canReach: o.ifaceCanReach ? await routeToward(netlink, o.ifaceCanReach) : undefined,
+            defaultRoute: {
+              4: config.enableIPv4 ? await defaultRouteIndex(netlink, 4) : undefined,
+              6: config.enableIPv6 ? await defaultRouteIndex(netlink, 6) : undefined,
+            },
+            ipv4: config.enableIPv4,
+            ipv6: config.enableIPv6,
+            ipv6Disabled: config.enableIPv6 ? await ipv6DisabledInterfaces() : undefined,
+          },
+          log,
+        ),
       loadBackend,
       writeSubnetFile: (content) => writeSubnetFile(o.subnetFile, content),
       notify: (state) => sdNotify(state, { NOTIFY_SOCKET: Deno.env.get("NOTIFY_SOCKET") }),

@@ -1,72 +1,175 @@
 /**
- * External interface lookup from procfs/sysfs and `Deno.networkInterfaces()` (no netlink needed):
- * interfaces with their addresses, MTU and index, and the default-route interface.
- * Equivalents: `ip -o addr show`, `cat /sys/class/net/NAME/mtu`, `ip route show default`.
+ * The host's interfaces as external-interface selection sees them, read over rtnetlink:
+ * `ip -d link show`, `ip addr show` (with the IFA_F_* flags that rank addresses) and
+ * `ip route show default`. Which addresses are candidates follows flannel's
+ * `GetInterfaceIP4Addrs` / `GetInterfaceIP6Addrs` (pkg/ip/iface.go), plus skipping addresses
+ * the kernel will not use as a source yet or ever (tentative, failed DAD).
  */
+import ipaddr from "ipaddr.js";
+import { type Address, type Family, IFA_F, type Netlink } from "./netlink/mod.ts";
+
+/** One address of an interface: text without prefix length, and its IFA_F_* word. */
+export interface HostAddress {
+  readonly ip: string;
+  readonly flags: number;
+}
 
 export interface HostInterface {
   readonly name: string;
   readonly index: number;
   readonly mtu: number;
-  /** IPv4 addresses in kernel order. */
-  readonly ipv4: string[];
-  /** Global and link-local IPv6 addresses, global first. */
-  readonly ipv6: string[];
+  /** Every address of the interface in kernel order, usable or not (`--iface=IP` matches any). */
+  readonly addresses: readonly HostAddress[];
+  /** IPv4 candidates, best first ({@link candidateAddresses}). */
+  readonly ipv4: readonly string[];
+  /** IPv6 candidates, best first ({@link candidateAddresses}). */
+  readonly ipv6: readonly string[];
 }
 
-async function readInt(path: string): Promise<number> {
-  return Number((await Deno.readTextFile(path)).trim());
+type Kind = "global" | "link-local" | "loopback" | "other";
+
+/** Go's `IsGlobalUnicast` / `IsLinkLocalUnicast` / `IsLoopback` on the address bytes. */
+function kindOf(ip: string): Kind {
+  const b = ipaddr.parse(ip).toByteArray();
+  if (b.length === 4) {
+    if (b[0] === 127) return "loopback";
+    if (b[0] === 169 && b[1] === 254) return "link-local";
+    if (b.every((x) => x === 0) || b[0] >= 224) return "other"; // unspecified, multicast, broadcast
+    return "global";
+  }
+  if (b[0] === 0xff || b.every((x) => x === 0)) return "other";
+  if (b.slice(0, 15).every((x) => x === 0) && b[15] === 1) return "loopback";
+  if (b[0] === 0xfe && (b[1] & 0xc0) === 0x80) return "link-local";
+  return "global";
 }
 
-/** Every interface with at least one address, with index and MTU from sysfs. */
-export async function hostInterfaces(): Promise<HostInterface[]> {
-  const byName = new Map<string, { ipv4: string[]; ipv6: string[] }>();
-  for (const a of Deno.networkInterfaces()) {
-    const entry = byName.get(a.name) ?? { ipv4: [], ipv6: [] };
-    if (a.family === "IPv4") entry.ipv4.push(a.address);
-    else if (!a.address.startsWith("fe80")) entry.ipv6.unshift(a.address);
-    else entry.ipv6.push(a.address);
-    byName.set(a.name, entry);
+/**
+ * Why an address is not a candidate, or undefined when it is. flannel skips `deprecated`; we
+ * also skip `dadfailed` and `tentative` (DAD still running: the kernel refuses it as a source),
+ * except an optimistic address (RFC 4429), which the kernel does use during DAD. `explicit`
+ * (the operator named the address): a deprecated address is still fine.
+ */
+export function unusableReason(a: HostAddress, explicit = false): string | undefined {
+  if (kindOf(a.ip) === "other") return "not a unicast address";
+  if (a.flags & IFA_F.DADFAILED) return "dadfailed (another host has it)";
+  if (a.flags & IFA_F.TENTATIVE && !(a.flags & IFA_F.OPTIMISTIC)) {
+    return "tentative (duplicate address detection has not finished: is the link up?)";
   }
-  const out: HostInterface[] = [];
-  for (const [name, addrs] of byName) {
-    try {
-      const index = await readInt(`/sys/class/net/${name}/ifindex`);
-      const mtu = await readInt(`/sys/class/net/${name}/mtu`);
-      out.push({ name, index, mtu, ...addrs });
-    } catch {
-      // Interface vanished between the two reads, or an alias without sysfs entry.
-    }
-  }
-  return out.sort((a, b) => a.index - b.index);
-}
-
-/** Parses `/proc/net/route` text: the first default route's interface name, if any. */
-export function defaultRouteInterface4(procNetRoute: string): string | undefined {
-  for (const line of procNetRoute.split("\n").slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length >= 8 && f[1] === "00000000" && f[7] === "00000000") return f[0];
-  }
+  if (a.flags & IFA_F.DEPRECATED && !explicit) return "deprecated (preferred lifetime over)";
   return undefined;
 }
 
-/** Parses `/proc/net/ipv6_route` text: the first `::/0` route's interface name (not `lo`). */
-export function defaultRouteInterface6(procNetIPv6Route: string): string | undefined {
-  for (const line of procNetIPv6Route.split("\n")) {
-    const f = line.trim().split(/\s+/);
-    if (f.length >= 10 && /^0{32}$/.test(f[0]) && f[1] === "00" && f[9] !== "lo") return f[9];
-  }
-  return undefined;
+const KIND_RANK: Record<Kind, number> = { global: 0, "link-local": 1, loopback: 2, other: 3 };
+
+/**
+ * The usable addresses of one family in flannel's order of preference (`compareAddrs`): global
+ * before link-local, permanent (added by hand) before dynamic, non-temporary before temporary;
+ * kernel order otherwise (a stable sort, where Go's `slices.SortFunc` is not). Loopback
+ * addresses come last: flannel never uses them, we keep `--iface=lo` working for local tests.
+ */
+export function candidateAddresses(addrs: readonly HostAddress[], family: Family): string[] {
+  const key = (a: HostAddress) => [
+    KIND_RANK[kindOf(a.ip)],
+    a.flags & IFA_F.PERMANENT ? 0 : 1,
+    a.flags & IFA_F.TEMPORARY ? 1 : 0,
+  ];
+  return addrs
+    .filter((a) => a.ip.includes(":") === (family === 6) && unusableReason(a) === undefined)
+    .map((a) => ({ a, k: key(a) }))
+    .sort((x, y) => x.k[0] - y.k[0] || x.k[1] - y.k[1] || x.k[2] - y.k[2])
+    .map(({ a }) => a.ip);
 }
 
-/** Reads the default-route interface of the given family from procfs. */
-export async function defaultRouteInterface(family: 4 | 6): Promise<string | undefined> {
+function hostAddress(a: Address): HostAddress {
+  const slash = a.address.indexOf("/");
+  return { ip: slash < 0 ? a.address : a.address.slice(0, slash), flags: a.flags ?? 0 };
+}
+
+async function readInterfaces(netlink: Netlink): Promise<HostInterface[]> {
+  const [links, addrs] = await Promise.all([netlink.links(), netlink.addresses()]);
+  return links
+    .sort((a, b) => a.index - b.index)
+    .map((l) => {
+      const addresses = addrs.filter((a) => a.index === l.index).map(hostAddress);
+      return {
+        name: l.name,
+        index: l.index,
+        mtu: l.mtu,
+        addresses,
+        ipv4: candidateAddresses(addresses, 4),
+        ipv6: candidateAddresses(addresses, 6),
+      };
+    });
+}
+
+export interface HostInterfacesOptions {
+  /**
+   * Wait up to this long (default 0) while some global address is still in duplicate address
+   * detection (tentative, not optimistic, not failed), re-reading every `pollMs` (250).
+   * Link-local ones are not waited for: a global address is preferred anyway.
+   */
+  settleMs?: number;
+  pollMs?: number;
+  /** Called once, with `"ADDR on DEV"` texts, when waiting starts. */
+  onWait?: (pending: string[]) => void;
+}
+
+/** Every link in index order, with its addresses and candidates (`ip addr show`). */
+export async function hostInterfaces(
+  netlink: Netlink,
+  options: HostInterfacesOptions = {},
+): Promise<HostInterface[]> {
+  const deadline = Date.now() + (options.settleMs ?? 0);
+  const waiting = IFA_F.TENTATIVE | IFA_F.DADFAILED | IFA_F.OPTIMISTIC;
+  let told = false;
+  for (;;) {
+    const ifaces = await readInterfaces(netlink);
+    const pending = ifaces.flatMap((i) =>
+      i.addresses.filter((a) =>
+        (a.flags & waiting) === IFA_F.TENTATIVE && kindOf(a.ip) === "global"
+      )
+        .map((a) => `${a.ip} on ${i.name}`)
+    );
+    if (pending.length === 0 || Date.now() >= deadline) return ifaces;
+    if (!told) options.onWait?.(pending);
+    told = true;
+    await new Promise((r) => setTimeout(r, options.pollMs ?? 250));
+  }
+}
+
+/**
+ * The output interface index of the first main-table default route of `family` (flannel's
+ * `GetDefaultGatewayInterface` / `GetDefaultV6GatewayInterface`), `0` when that route has no
+ * single device (multipath), undefined when there is no default route.
+ */
+export async function defaultRouteIndex(
+  netlink: Netlink,
+  family: Family,
+): Promise<number | undefined> {
+  const dst = family === 4 ? "0.0.0.0/0" : "::/0";
+  const route = (await netlink.routes({ family, table: 254 })).find((r) =>
+    r.dst === dst && (r.type ?? "unicast") === "unicast"
+  );
+  return route ? route.index ?? 0 : undefined;
+}
+
+/**
+ * `ip route get TARGET` for `--iface-can-reach` (flannel's `GetInterfaceBySpecificIPRouting`):
+ * the output interface and preferred source address, IPv4 or IPv6; neither when unreachable.
+ */
+export async function routeToward(
+  netlink: Netlink,
+  target: string,
+): Promise<{ target: string; index?: number; src?: string }> {
   try {
-    return family === 4
-      ? defaultRouteInterface4(await Deno.readTextFile("/proc/net/route"))
-      : defaultRouteInterface6(await Deno.readTextFile("/proc/net/ipv6_route"));
+    const route = await netlink.routeGet(target);
+    return {
+      target,
+      ...(route?.index !== undefined ? { index: route.index } : {}),
+      ...(route?.src !== undefined ? { src: route.src } : {}),
+    };
   } catch {
-    return undefined;
+    return { target };
   }
 }
 

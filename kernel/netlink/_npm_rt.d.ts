@@ -16,11 +16,18 @@ export interface RouteAttrs {
 export declare function parseRouteAttrs(r: Buffer): RouteAttrs;
 export declare function formatRouteAttrs(x: RouteAttrs): StreamData;
 
+/** IFA_F_* bits by name (the package's decoded form of the IFA_FLAGS word). */
+export type AddressFlags = Record<string, boolean | number>;
+
 export interface AddressAttrs {
   address?: Buffer;
   local?: Buffer;
   label?: string;
+  /** IFA_FLAGS: the 32-bit flags word (kernel 3.14+), which supersedes ifa_flags. */
+  flags?: AddressFlags;
 }
+export declare function parseAddressFlags(r: number): AddressFlags;
+export declare function formatAddressFlags(x: AddressFlags): number;
 export declare function parseAddressAttrs(r: Buffer): AddressAttrs;
 export declare function formatAddressAttrs(x: AddressAttrs): StreamData;
 

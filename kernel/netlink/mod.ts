@@ -11,6 +11,7 @@
  * This folder is a leaf: it imports nothing from `subnet/` or `backends/`.
  */
 export type * from "./types.ts";
+export { IFA_F } from "./types.ts";
 export {
   errnoError,
   errnoName,

@@ -160,7 +160,7 @@ class RtNetlink implements Netlink {
     await this.#conn.request(
       RTM_NEWADDR,
       NLM_F_CREATE | NLM_F_EXCL,
-      encodeAddress(a),
+      encodeAddress(a, true),
       `Cannot add address ${a.address} to link ${a.index}`,
     );
   }

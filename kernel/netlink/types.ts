@@ -97,7 +97,30 @@ export interface Address {
   readonly scope?: number;
   /** `label`, IPv4 only. */
   readonly label?: string;
+  /**
+   * IFA_F_* word ({@link IFA_F}): read from the 32-bit IFA_FLAGS attribute when the kernel sends
+   * it, else from the 8-bit `ifa_flags` header. On add, the kernel honours only the settable bits
+   * (`nodad`, `mngtmpaddr`, `noprefixroute`, ...) and adds `permanent` itself.
+   */
+  readonly flags?: number;
 }
+
+/** IFA_F_* address flags (linux/if_addr.h), as `ip addr` prints them. */
+export const IFA_F = {
+  /** IPv6 `temporary` (privacy address); the same bit means `secondary` for IPv4. */
+  TEMPORARY: 0x01,
+  SECONDARY: 0x01,
+  NODAD: 0x02,
+  OPTIMISTIC: 0x04,
+  DADFAILED: 0x08,
+  HOMEADDRESS: 0x10,
+  DEPRECATED: 0x20,
+  TENTATIVE: 0x40,
+  /** Not from autoconfiguration: added by hand with an infinite lifetime (`ip` prints nothing). */
+  PERMANENT: 0x80,
+  MANAGETEMPADDR: 0x100,
+  NOPREFIXROUTE: 0x200,
+} as const;
 
 /** Route types this layer knows by name; others read back as their number. */
 export type RouteType =

@@ -22,6 +22,7 @@
  */
 import ipaddr from "ipaddr.js";
 import { errnoError } from "../../kernel/netlink/errors.ts";
+import { IFA_F } from "../../kernel/netlink/types.ts";
 import type {
   Address,
   EventGroup,
@@ -41,6 +42,8 @@ import type {
 const EPERM = 1, ENOENT = 2, ESRCH = 3, EEXIST = 17, ENODEV = 19, EINVAL = 22;
 const ENETDOWN = 100, ENETUNREACH = 101, EADDRNOTAVAIL = 99, EOPNOTSUPP = 95;
 const IFF_UP = 0x1;
+/** nodad, optimistic, home, mngtmpaddr, noprefixroute, autojoin. */
+const SETTABLE_ADDRESS_FLAGS = 0x2 | 0x4 | 0x10 | 0x100 | 0x200 | 0x400;
 
 export interface FakeNetlinkOptions {
   /** Accept any gateway and down links for routes (default false: kernel-like checks). */
@@ -53,8 +56,12 @@ export interface SeedLinkOptions {
   mtu?: number;
   mac?: string;
   up?: boolean;
-  /** CIDRs, e.g. `["192.168.1.10/24"]`. */
-  addresses?: string[];
+  /**
+   * CIDRs, e.g. `["192.168.1.10/24"]` (flags `permanent`), or with the IFA_F_* word the kernel
+   * would report, e.g. `{ address: "fd00::5/64", flags: IFA_F.TENTATIVE }` for an address still
+   * in duplicate address detection.
+   */
+  addresses?: Array<string | { address: string; flags: number }>;
   kind?: string;
 }
 
@@ -197,7 +204,10 @@ export class FakeNetlink implements Netlink {
       kind: options.kind ?? "dummy",
     };
     this.#links.set(index, link);
-    for (const a of options.addresses ?? []) this.#addressAdd({ index, address: a });
+    for (const a of options.addresses ?? []) {
+      if (typeof a === "string") this.#addressAdd({ index, address: a });
+      else this.#addressAdd({ index, ...a }, true);
+    }
     return link;
   }
 
@@ -525,12 +535,14 @@ export class FakeNetlink implements Netlink {
     }
   }
 
-  #addressAdd(a: Address): void {
+  /** Like the kernel, keeps only the settable flags and adds `permanent`, unless `seeded`. */
+  #addressAdd(a: Address, seeded = false): void {
     const c = parseCidr(a.address);
     const address: Address = {
       index: a.index,
       address: `${c.ip.toString()}/${c.len}`,
       scope: a.scope ?? 0,
+      flags: seeded ? a.flags ?? 0 : ((a.flags ?? 0) & SETTABLE_ADDRESS_FLAGS) | IFA_F.PERMANENT,
       ...(a.label !== undefined ? { label: a.label } : {}),
     };
     const action = `Cannot add address ${a.address} to link ${a.index}`;

@@ -22,3 +22,22 @@ export async function rssMiB(pid: number): Promise<number> {
 export function report(name: string, value: string, ratio: string, target: string): void {
   console.log(`${name.padEnd(46)} ${value.padEnd(34)} ${ratio.padEnd(14)} target ${target}`);
 }
+
+/**
+ * iperf3 TCP from namespace `ns` to `to` for `seconds` (after a 1 s warm-up), optionally bound to
+ * `bind`, `-6` for an IPv6 target; the receiver's Gbit/s.
+ */
+export async function iperfGbps(
+  ns: string,
+  to: string,
+  seconds: number,
+  bind?: string,
+): Promise<number> {
+  const args = ["netns", "exec", ns, "iperf3", ...(to.includes(":") ? ["-6"] : [])];
+  args.push("-c", to, "-t", String(seconds), "-O", "1", "-J");
+  if (bind) args.push("-B", bind);
+  const out = await new Deno.Command("ip", { args, stdout: "piped", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) throw new Error(`iperf3 to ${to} failed: ${text.slice(0, 400)}`);
+  return JSON.parse(text).end.sum_received.bits_per_second / 1e9;
+}

@@ -9,7 +9,7 @@
  *   of an idle reconcile pass over 5 000 peers and of re-programming all of them after the device
  *   is deleted.
  */
-import { median, report } from "./_util.ts";
+import { iperfGbps, median, report } from "./_util.ts";
 import { sh, TestBed } from "../test/testbed.ts";
 
 const PEERS = 5000;
@@ -19,13 +19,8 @@ const SECONDS = 3;
 // ---------------------------------------------------------------------------------------------
 // Throughput
 
-async function iperf(ns: string, to: string, bind?: string): Promise<number> {
-  const args = ["netns", "exec", ns, "iperf3", "-c", to, "-t", String(SECONDS), "-O", "1", "-J"];
-  if (bind) args.push("-B", bind);
-  const out = await new Deno.Command("ip", { args, stdout: "piped", stderr: "piped" }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) throw new Error(`iperf3 to ${to} failed: ${text.slice(0, 400)}`);
-  return JSON.parse(text).end.sum_received.bits_per_second / 1e9;
+function iperf(ns: string, to: string, bind?: string): Promise<number> {
+  return iperfGbps(ns, to, SECONDS, bind);
 }
 
 /** A second VXLAN path between the two hosts, configured by hand, for the pods' `10.250.i.2`. */

@@ -8,24 +8,14 @@
  * per-round ratios: the two runs of a round share the machine's load of the moment (on 2 busy
  * cores a single 10 s run varies by ±30 %), so pairing them cancels most of it.
  */
-import { median, report } from "./_util.ts";
+import { iperfGbps, median, report } from "./_util.ts";
 import { sh, TestBed } from "../test/testbed.ts";
 
 const ROUNDS = 4;
 const SECONDS = 10;
 
-async function iperf(ns: string, to: string, bind?: string): Promise<number> {
-  const args = ["netns", "exec", ns, "iperf3", "-6", "-c", to, "-t", String(SECONDS), "-O", "1"];
-  if (bind) args.push("-B", bind);
-  const out = await new Deno.Command("ip", {
-    args: [...args, "-J"],
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) throw new Error(`iperf3 to ${to} failed: ${text.slice(0, 400)}`);
-  return JSON.parse(text).end.sum_received.bits_per_second / 1e9;
+function iperf(ns: string, to: string, bind?: string): Promise<number> {
+  return iperfGbps(ns, to, SECONDS, bind);
 }
 
 /**

@@ -92,3 +92,21 @@ export async function haveV6Entries(h: Host) {
   const routes = await lines(h, ["ip", "-6", "route", "show", "proto", "101", ...dev]);
   return { neigh: neigh.sort(), fdb: fdb.sort(), routes: routes.sort() };
 }
+
+/** Every host has exactly the IPv6 neighbour, FDB entry and onlink route per peer (within 5 s). */
+export async function expectV6Entries(bed: TestBed, v6Subnets: string[]): Promise<void> {
+  for (const [i, h] of bed.hosts.entries()) {
+    const want = await wantV6Entries(bed, i, v6Subnets);
+    let have: unknown;
+    await eventually(
+      async () => {
+        have = await haveV6Entries(h);
+        return JSON.stringify(have) === JSON.stringify(want);
+      },
+      5000,
+      `${h.name} IPv6 entries`,
+    ).catch((err) => {
+      throw new Error(`${err.message}: want ${JSON.stringify(want)} have ${JSON.stringify(have)}`);
+    });
+  }
+}

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { eventually, ping, skipUnlessRoot, TestBed } from "./testbed.ts";
 import {
   dualConfig,
+  expectV6Entries,
   haveV6Entries,
   lines,
   macOf,
@@ -242,22 +243,7 @@ async function vxlanCase(t: Deno.TestContext, v6Only: boolean, nft = false): Pro
   );
 
   await t.step("per peer exactly one IPv6 neighbour, FDB entry and onlink route", async () => {
-    for (const [i, h] of bed.hosts.entries()) {
-      const want = await wantV6Entries(bed, i, v6Subnets);
-      let have: unknown;
-      await eventually(
-        async () => {
-          have = await haveV6Entries(h);
-          return JSON.stringify(have) === JSON.stringify(want);
-        },
-        5000,
-        `${h.name} IPv6 entries`,
-      ).catch((err) => {
-        throw new Error(
-          `${err.message}: want ${JSON.stringify(want)} have ${JSON.stringify(have)}`,
-        );
-      });
-    }
+    await expectV6Entries(bed, v6Subnets);
   });
 
   for (const h of bed.hosts) await h.addPod();

@@ -13,12 +13,12 @@ import { bareNode, PREFIX } from "./kube_harness.ts";
 import { eventually, type Host, ping, skipUnlessRoot, TestBed } from "./testbed.ts";
 import {
   dualConfig,
+  expectV6Entries,
   haveV6Entries,
   lines,
   macOf,
   pingEveryPair,
   restartLosesNothing,
-  wantV6Entries,
 } from "./dualstack_checks.ts";
 
 /** Host `i`'s (1-based) podCIDRs: one per family, or IPv6 only. */
@@ -119,21 +119,8 @@ async function vxlanCase(t: Deno.TestContext, v6Only: boolean): Promise<void> {
   });
 
   await t.step("per peer exactly one IPv6 neighbour, FDB entry and onlink route", async () => {
-    for (const [i, h] of bed.hosts.entries()) {
-      const want = await wantV6Entries(bed, i, v6Subnets);
-      let have: unknown;
-      await eventually(
-        async () => {
-          have = await haveV6Entries(h);
-          return JSON.stringify(have) === JSON.stringify(want);
-        },
-        5000,
-        `${h.name} IPv6 entries`,
-      ).catch((err) => {
-        throw new Error(
-          `${err.message}: want ${JSON.stringify(want)} have ${JSON.stringify(have)}`,
-        );
-      });
+    await expectV6Entries(bed, v6Subnets);
+    for (const h of bed.hosts) {
       if (v6Only) {
         assert.equal((await h.run(["ip", "link", "show", "flannel.1"], false)).ok, false);
       }

@@ -16,8 +16,8 @@ import { silentLogger } from "../util/log.ts";
 import { type Host, sh, TestBed } from "../test/testbed.ts";
 import { median, report } from "./_util.ts";
 
-const SECONDS = 5;
-const PINGS = 100;
+const SECONDS = 20;
+const PINGS = 300;
 const PORT = 8285;
 
 /** CPU seconds (user + system) a process has used so far. */

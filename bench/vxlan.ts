@@ -14,7 +14,7 @@ import { sh, TestBed } from "../test/testbed.ts";
 
 const PEERS = 5000;
 const ROUNDS = 4;
-const SECONDS = 3;
+const SECONDS = 10;
 
 // ---------------------------------------------------------------------------------------------
 // Throughput

@@ -9,7 +9,7 @@ import { FakeNetlink } from "../test/fakes/netlink.ts";
 import { FakeSubnetManager } from "../test/fakes/subnet_manager.ts";
 import { parseNetworkConfig } from "../subnet/config.ts";
 import { encodeLeaseAttrs } from "../subnet/lease_attrs.ts";
-import { parseIP4, parseIP4Net } from "../subnet/ip.ts";
+import { parseIP4, parseIP4Net, parseIP6, parseIP6Net } from "../subnet/ip.ts";
 import { silentLogger } from "../util/log.ts";
 import { unservedMetrics } from "../util/metrics.ts";
 
@@ -72,6 +72,66 @@ Deno.test("host-gw advertises BackendType host-gw and routes via the peer's publ
     assert.deepEqual(await routes(), [
       `10.100.2.0/24 via 192.168.1.12 dev ${eth0.index}`,
       `10.100.3.0/24 via 192.168.1.13 dev ${eth0.index}`,
+    ]);
+  } finally {
+    abort.abort();
+    await running;
+  }
+});
+
+Deno.test("host-gw in dual stack routes each family via the peer's address of that family", async () => {
+  const dual = parseNetworkConfig(
+    '{"Network":"10.100.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:100::/56",' +
+      '"Backend":{"Type":"host-gw"}}',
+  );
+  const netlink = new FakeNetlink();
+  const eth0 = netlink.seedLink("eth0", {
+    mtu: 1450,
+    addresses: ["192.168.1.10/24", "fd00:1::10/64"],
+  });
+  const own6 = { ...own, enableIPv6: true, ipv6Subnet: parseIP6Net("fd00:100:0:1::/64") };
+  const manager = new FakeSubnetManager(dual, own6);
+  const backend = await createHostGwBackend({
+    subnetManager: manager,
+    extIface: {
+      ...iface("192.168.1.10", eth0.index),
+      ifaceV6Addr: parseIP6("fd00:1::10"),
+      extV6Addr: parseIP6("fd00:1::10"),
+    },
+    log: silentLogger,
+    metrics: unservedMetrics(),
+    netlink,
+  });
+  const network = await backend.registerNetwork(dual);
+  assert.equal(
+    encodeLeaseAttrs(manager.acquired[0]),
+    '{"PublicIP":"192.168.1.10","PublicIPv6":"fd00:1::10","BackendType":"host-gw"}',
+  );
+  const dualPeer = (n: number): Lease => ({
+    ...peer(`10.100.${n}.0/24`, `192.168.1.${n + 10}`),
+    enableIPv6: true,
+    ipv6Subnet: parseIP6Net(`fd00:100:0:${n}::/64`),
+    attrs: {
+      publicIP: parseIP4(`192.168.1.${n + 10}`),
+      publicIPv6: parseIP6(`fd00:1::${n + 10}`),
+      backendType: "host-gw",
+    },
+  });
+
+  const abort = new AbortController();
+  const running = network.run({ signal: abort.signal });
+  try {
+    manager.push({ snapshot: [dualPeer(2), dualPeer(3)] });
+    const routes = async () =>
+      (await netlink.routes({ protocol: ROUTE_PROTOCOL })).map((r) =>
+        `${r.dst} via ${r.gateway} dev ${r.index}`
+      ).sort();
+    await eventually(async () => (await routes()).length === 4, 2000, "four peer routes");
+    assert.deepEqual(await routes(), [
+      `10.100.2.0/24 via 192.168.1.12 dev ${eth0.index}`,
+      `10.100.3.0/24 via 192.168.1.13 dev ${eth0.index}`,
+      `fd00:100:0:2::/64 via fd00:1::12 dev ${eth0.index}`,
+      `fd00:100:0:3::/64 via fd00:1::13 dev ${eth0.index}`,
     ]);
   } finally {
     abort.abort();

@@ -119,6 +119,34 @@ export const mutations: readonly Mutation[] = [
     replace: "if (!old) {",
     tests: ["subnet/lease_watcher_test.ts"],
   },
+  {
+    behaviour: "lease value writes BackendV6Data",
+    file: "subnet/lease_attrs.ts",
+    find: 'out += `,"BackendV6Data":${',
+    replace: 'out += `,"BackendDataV6":${',
+    tests: ["subnet/lease_attrs_test.ts"],
+  },
+  {
+    behaviour: "lease value parses BackendV6Data",
+    file: "subnet/lease_attrs.ts",
+    find: 'foldEquals(key, "BackendV6Data")',
+    replace: 'foldEquals(key, "BackendDataV6")',
+    tests: ["subnet/lease_attrs_test.ts"],
+  },
+  {
+    behaviour: "a peer's IPv6 subnet must be inside the IPv6Network",
+    file: "subnet/lease_check.ts",
+    find: "if (network && (net.prefix < network.prefix || !contains6(network, net.ip))) {",
+    replace: "if (false) {",
+    tests: ["subnet/lease_check_test.ts"],
+  },
+  {
+    behaviour: "a peer's IPv6 subnet must not overlap ours",
+    file: "subnet/lease_check.ts",
+    find: "if (own.ipv6Subnet && overlaps6(net, own.ipv6Subnet)) {",
+    replace: "if (false) {",
+    tests: ["subnet/lease_check_test.ts"],
+  },
   // subnet/etcd/manager.ts
   {
     behaviour: "the first lease watch reuses the acquisition listing",
@@ -183,6 +211,13 @@ export const mutations: readonly Mutation[] = [
     replace: "",
     tests: ETCD_MANAGER,
   },
+  {
+    behaviour: "of two dual-stack keys sharing a subnet the later-created yields",
+    file: "subnet/etcd/manager.ts",
+    find: "l.key !== key && l.kv.createRevision < ours.kv.createRevision &&",
+    replace: "l.key !== key && l.kv.createRevision > ours.kv.createRevision &&",
+    tests: ETCD_MANAGER,
+  },
   // subnet/kube/
   {
     behaviour: "kube annotation names",
@@ -190,6 +225,13 @@ export const mutations: readonly Mutation[] = [
     find: 'backendPublicIP: p + "public-ip",',
     replace: 'backendPublicIP: p + "public_ip",',
     tests: ["subnet/kube/annotations_test.ts"],
+  },
+  {
+    behaviour: "kube IPv6-only vxlan writes no public-ip or backend-data annotation",
+    file: "subnet/kube/node_lease.ts",
+    find: 'if (!(type === "vxlan" && bd === "null")) {',
+    replace: "if (true) {",
+    tests: ["subnet/kube/node_lease_test.ts"],
   },
   {
     behaviour: "the kube manager holds the lease until aborted",
@@ -286,6 +328,42 @@ export const mutations: readonly Mutation[] = [
     replace: "if (false) {",
     tests: ["backends/vxlan/backend_data_test.ts"],
   },
+  // backends/: dual stack
+  {
+    behaviour: "host-gw IPv6 routes via the peer's PublicIPv6",
+    file: "backends/host_gw.ts",
+    find: "gateway: formatIP6(peer.attrs.publicIPv6),",
+    replace: 'gateway: "fd00:1::12",',
+    tests: ["backends/host_gw_test.ts"],
+  },
+  {
+    behaviour: "vxlan over an IPv6 underlay costs 70 bytes",
+    file: "backends/vxlan/mod.ts",
+    find: "export const VXLAN6_OVERHEAD = 70;",
+    replace: "export const VXLAN6_OVERHEAD = 50;",
+    tests: VXLAN,
+  },
+  {
+    behaviour: "dual-stack FLANNEL_MTU is the smallest device MTU",
+    file: "backends/vxlan/mod.ts",
+    find: "mtu = Math.min(mtu, link.mtu);",
+    replace: "mtu = Math.max(mtu === Infinity ? 0 : mtu, link.mtu);",
+    tests: VXLAN,
+  },
+  {
+    behaviour: "the IPv6 vxlan device is flannel-v6.<VNI>",
+    file: "backends/vxlan/mod.ts",
+    find: "`flannel-v6.${cfg.vni}`;",
+    replace: "`flannel6.${cfg.vni}`;",
+    tests: VXLAN,
+  },
+  {
+    behaviour: "the IPv6 vxlan device's address is <IPv6 subnet>/128",
+    file: "backends/vxlan/device.ts",
+    find: "text: `${formatIP6(ip)}/128`,",
+    replace: "text: `${formatIP6(ip)}/64`,",
+    tests: VXLAN,
+  },
   // kernel/ codecs
   {
     behaviour: "route onlink flag on the wire",
@@ -300,6 +378,35 @@ export const mutations: readonly Mutation[] = [
     find: "protocol: route.protocol ?? (set ? RTPROT_BOOT : 0),",
     replace: "protocol: route.protocol ?? 0,",
     tests: ["kernel/netlink/_route_test.ts"],
+  },
+  {
+    behaviour: "an address's flags come from IFA_FLAGS over the 8-bit ifa_flags",
+    file: "kernel/netlink/_addr.ts",
+    find: "flags: attrs.flags !== undefined ? rt.formatAddressFlags(attrs.flags) : headerFlags,",
+    replace: "flags: headerFlags,",
+    tests: ["kernel/netlink/_addr_test.ts"],
+  },
+  // kernel/iface.ts
+  {
+    behaviour: "interface selection skips deprecated addresses",
+    file: "kernel/iface.ts",
+    find: "if (a.flags & IFA_F.DEPRECATED && !explicit) return",
+    replace: "if (false) return",
+    tests: ["kernel/iface_test.ts"],
+  },
+  {
+    behaviour: "interface selection skips tentative addresses",
+    file: "kernel/iface.ts",
+    find: "if (a.flags & IFA_F.TENTATIVE && !(a.flags & IFA_F.OPTIMISTIC)) {",
+    replace: "if (false) {",
+    tests: ["kernel/iface_test.ts"],
+  },
+  {
+    behaviour: "interface selection ranks global before link-local",
+    file: "kernel/iface.ts",
+    find: 'const KIND_RANK: Record<Kind, number> = { global: 0, "link-local": 1,',
+    replace: 'const KIND_RANK: Record<Kind, number> = { global: 1, "link-local": 0,',
+    tests: ["kernel/iface_test.ts"],
   },
   // util/
   {

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
 import { encodeLeaseAttrs } from "../../subnet/lease_attrs.ts";
-import type { Lease } from "../../subnet/mod.ts";
+import { parseNetworkConfig } from "../../subnet/config.ts";
+import { parseIP4Net, parseIP6, parseIP6Net } from "../../subnet/ip.ts";
+import type { Lease, NetworkConfig } from "../../subnet/mod.ts";
+import { FakeSubnetManager } from "../../test/fakes/subnet_manager.ts";
 import { ROUTE_PROTOCOL } from "../mod.ts";
 import createVxlanBackend, { registerVxlanNetwork, type VxlanNetworks } from "./mod.ts";
 import { HOSTILE_VXLAN_DATA, hostileLeases } from "../../test/hostile_leases.ts";
@@ -13,6 +16,26 @@ import {
   type World,
   world,
 } from "../../test/vxlan_fixtures.ts";
+
+/** `world()` with eth0 also on fd00:1::10/64 and an own lease with an IPv6 subnet. */
+async function dualWorld(config: NetworkConfig): Promise<World> {
+  const w = await world(config);
+  await w.nl.external.addressAdd({ index: w.eth0, address: "fd00:1::10/64" });
+  const own: Lease = {
+    enableIPv4: config.enableIPv4,
+    enableIPv6: true,
+    subnet: parseIP4Net(config.enableIPv4 ? "10.244.1.0/24" : "0.0.0.0/0"),
+    ipv6Subnet: parseIP6Net("fd00:244:0:1::/64"),
+    attrs: { publicIP: 0 },
+  };
+  const manager = new FakeSubnetManager(config, own);
+  const extIface = {
+    ...w.deps.extIface,
+    ifaceV6Addr: parseIP6("fd00:1::10"),
+    extV6Addr: parseIP6("fd00:1::10"),
+  };
+  return { ...w, manager, deps: { ...w.deps, subnetManager: manager, extIface } };
+}
 
 const MAC_A = "aa:aa:aa:aa:aa:01";
 const MAC_B = "aa:aa:aa:aa:aa:02";
@@ -130,6 +153,51 @@ Deno.test("registerNetwork() advertises flannel's lease bytes and the device MTU
     await createVxlanBackend({ ...w.deps, subnetManager }).registerNetwork(vxlanConfig());
     assert.equal((await w.nl.linkByName("flannel.1"))!.mac, "06:aa:bb:cc:dd:ee");
     assert.equal(w.manager.acquired[0].backendData, data("06:aa:bb:cc:dd:ee"));
+  });
+  await t.step(
+    "dual stack: flannel-v6.1 at 1500 - 70 with <IPv6 subnet>/128; the smaller MTU",
+    async () => {
+      const config = parseNetworkConfig(JSON.stringify({
+        Network: "10.244.0.0/16",
+        EnableIPv6: true,
+        IPv6Network: "fd00:244::/56",
+        Backend: { Type: "vxlan" },
+      }));
+      const w = await dualWorld(config);
+      const network = await createVxlanBackend(w.deps).registerNetwork(config);
+      const v4 = (await w.nl.linkByName("flannel.1"))!;
+      const v6 = await w.nl.linkByName("flannel-v6.1");
+      assert.ok(v6, "the IPv6 device is flannel-v6.1");
+      assert.deepEqual([v4.mtu, v6.mtu, network.mtu], [1450, 1430, 1430]);
+      assert.equal(v6.vxlan?.local, "fd00:1::10");
+      assert.deepEqual((await w.nl.addresses(v6.index)).map((a) => a.address), [
+        "fd00:244:0:1::/128",
+      ]);
+      assert.equal(
+        encodeLeaseAttrs(w.manager.acquired[0]),
+        `{"PublicIP":"192.168.1.10","PublicIPv6":"fd00:1::10","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${v4.mac}"},"BackendV6Data":{"VNI":1,"VtepMAC":"${v6.mac}"}}`,
+      );
+      assert.ok(
+        w.log.lines.some((l) => l.includes("FLANNEL_MTU is 1430, the smallest device MTU")),
+      );
+    },
+  );
+  await t.step("IPv6 only: flannel-v6.1 alone at 1500 - 70", async () => {
+    const config = parseNetworkConfig(JSON.stringify({
+      EnableIPv4: false,
+      EnableIPv6: true,
+      IPv6Network: "fd00:244::/56",
+      Backend: { Type: "vxlan" },
+    }));
+    const w = await dualWorld(config);
+    const network = await createVxlanBackend(w.deps).registerNetwork(config);
+    assert.equal(await w.nl.linkByName("flannel.1"), undefined);
+    const v6 = (await w.nl.linkByName("flannel-v6.1"))!;
+    assert.deepEqual([v6.mtu, network.mtu], [1430, 1430]);
+    assert.equal(
+      encodeLeaseAttrs(w.manager.acquired[0]),
+      `{"PublicIP":"0.0.0.0","PublicIPv6":"fd00:1::10","BackendType":"vxlan","BackendV6Data":{"VNI":1,"VtepMAC":"${v6.mac}"}}`,
+    );
   });
   await t.step("rejects a bad config naming the key, and an MTU too small", async () => {
     const w = await world();

@@ -157,6 +157,13 @@ Deno.test("acquireLease() in dual stack: of two nodes that took one IPv4 subnet 
   assert.ok(
     [a, b].some((m) => m.log.lines.some((l) => l.includes("Subnet collision with another node"))),
   );
+  // The earlier-created key stays and the later one is the one deleted (the fake runs calls in
+  // order, so the first create is the lower revision).
+  const [first, second] = calls(kv, "createIfAbsent").map((c) => c.args[0] as string);
+  const keys = kvs.map((k) => k.key);
+  assert.ok(keys.includes(first), `the earlier key ${first} stays: ${keys.join(", ")}`);
+  assert.ok(!keys.includes(second), `the later key ${second} yields: ${keys.join(", ")}`);
+  assert.deepEqual(calls(kv, "delete").map((c) => c.args[0]), [second]);
 });
 
 Deno.test("bad keys and values are skipped, each with a warning naming it", async () => {

@@ -8,6 +8,7 @@ import { benchHostGw } from "./host_gw.ts";
 import { benchUdp } from "./udp.ts";
 import { benchVxlan } from "./vxlan.ts";
 import { benchKube } from "./kube.ts";
+import { benchScale } from "./scale.ts";
 
 console.log("benchmark".padEnd(46), "measured".padEnd(34), "ratio".padEnd(14), "target");
 await benchStartup();
@@ -15,3 +16,4 @@ await benchHostGw();
 await benchVxlan();
 await benchUdp();
 await benchKube();
+await benchScale();

@@ -24,8 +24,8 @@ import { type Host, sh, TestBed } from "../test/testbed.ts";
 import { report, rssMiB } from "./_util.ts";
 
 const SIZES = (Deno.env.get("SCALE_SIZES") ?? "100,1000,5000").split(",").map(Number);
-/** Idle window for the datastore load; the count is scaled to a minute. */
-const IDLE_MS = Number(Deno.env.get("SCALE_IDLE_MS") ?? 30_000);
+/** Idle window for the datastore load (two etcd watch-check periods); scaled to a minute. */
+const IDLE_MS = Number(Deno.env.get("SCALE_IDLE_MS") ?? 40_000);
 const BURST = 1000;
 const HEALTH_PORT = 9471;
 const NET_CONF = '{"Network":"10.64.0.0/10","SubnetLen":24,"Backend":{"Type":"host-gw"}}';

@@ -36,6 +36,7 @@ import { createTrafficManager } from "./kernel/firewall/mod.ts";
 import { Health, type HealthServer, startHealthServer } from "./util/health.ts";
 import { createFlannelMetrics, type FlannelMetrics, Registry } from "./util/metrics.ts";
 import { runWatchdog } from "./util/watchdog.ts";
+import { trimPeriodically } from "./util/malloc_trim.ts";
 import { createLogger, describeError, type Logger } from "./util/log.ts";
 import { VERSION } from "./version.ts";
 
@@ -64,6 +65,9 @@ function watchCheckMs(log: Logger): number | undefined {
   log.error(`Ignoring FLANNEL_ETCD_WATCH_CHECK_MS="${text}": expected milliseconds, at least 100`);
   return undefined;
 }
+
+/** How often freed C heap memory is handed back to the kernel (`util/malloc_trim.ts`). */
+const TRIM_INTERVAL_MS = 2_000;
 
 /** `FLANNEL_GC_STRESS=1`: collect garbage every 100 ms (with `--expose-gc`; endurance tests). */
 function gcStress(): boolean {
@@ -211,6 +215,8 @@ async function main(args: string[]): Promise<number> {
   // the kernel but not kept alive fails at once, not after days.
   const gc = (globalThis as { gc?: () => void }).gc;
   const gcTimer = gc ? setInterval(gc, gcStress() ? 100 : 60_000) : undefined;
+  // Freed C heap (watch stream bodies, netlink buffers) back to the kernel after bursts.
+  trimPeriodically(TRIM_INTERVAL_MS, root.signal);
 
   const netlink = openNetlink();
   try {

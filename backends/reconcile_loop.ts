@@ -327,7 +327,10 @@ export class ReconcileLoop<T> implements Network, ReconcileView<T> {
     if (policy.eventGroups.length === 0) return;
     await forEachKernelEvent(netlink, policy.eventGroups, log, signal, (event) => {
       // Notifications were lost: only a full sweep can tell what changed meanwhile.
-      if (event.kind === "resync") return void this.reconcile();
+      if (event.kind === "resync") {
+        metrics.kernelEventOverflows.inc({ kind: policy.kind });
+        return void this.reconcile();
+      }
       const concern = policy.concerns ? policy.concerns(event, this) : {};
       if (concern === undefined) return;
       if (concern.what !== undefined) {

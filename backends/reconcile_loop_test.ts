@@ -149,10 +149,14 @@ class ManualClock {
   }
 }
 
-function value(m: FlannelMetrics, what: "runs" | "errors" | "restored"): number {
+function value(
+  m: FlannelMetrics,
+  what: "runs" | "errors" | "restored" | "overflows",
+): number {
   const labels = { kind: "test" };
   if (what === "runs") return m.reconcileRuns.get(labels);
   if (what === "errors") return m.reconcileErrors.get(labels);
+  if (what === "overflows") return m.kernelEventOverflows.get(labels);
   return m.kernelObjectsRestored.get(labels);
 }
 
@@ -277,12 +281,17 @@ Deno.test("ReconcileLoop answers lost notifications and keyless concerns with a 
   await using s = setup();
   s.manager.push({ snapshot: [A()] });
   await s.passed(1);
-  await t.step("resync (overflow): a full sweep, never shown to the policy", async () => {
-    s.events.push({ kind: "resync" });
-    await s.passed(2);
-    assert.equal(s.policy.sweeps(), 2);
-    assert.deepEqual(s.policy.events, []);
-  });
+  await t.step(
+    "resync (overflow): one full sweep, counted, never shown to the policy",
+    async () => {
+      assert.equal(value(s.metrics, "overflows"), 0);
+      s.events.push({ kind: "resync" });
+      await s.passed(2);
+      assert.equal(s.policy.sweeps(), 2);
+      assert.deepEqual(s.policy.events, []);
+      assert.equal(value(s.metrics, "overflows"), 1);
+    },
+  );
   await t.step("a concern without a key: a full sweep, not logged", async () => {
     s.policy.answers.set("10.5.2.0/24", {});
     s.events.push({ kind: "route", op: "new", route: { dst: "10.5.2.0/24" } });
@@ -290,6 +299,7 @@ Deno.test("ReconcileLoop answers lost notifications and keyless concerns with a 
     assert.equal(s.policy.sweeps(), 3);
     assert.ok(!s.lines.some((l) => l.includes("restoring")));
     assert.equal(value(s.metrics, "restored"), 0);
+    assert.equal(value(s.metrics, "overflows"), 1, "no overflow: not counted");
   });
   await t.step("no concern: nothing", async () => {
     s.events.push({ kind: "route", op: "del", route: { dst: "10.5.9.0/24" } });

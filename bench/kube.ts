@@ -11,6 +11,7 @@
 import { LeaseWatcher } from "../subnet/lease_watcher.ts";
 import { createKubeSubnetManager } from "../subnet/kube/mod.ts";
 import { silentLogger } from "../util/log.ts";
+import { trimPeriodically } from "../util/malloc_trim.ts";
 import type { FakeApiServer as FakeApiServerType } from "../test/fake_apiserver.ts";
 import { median, report, rssMiB } from "./_util.ts";
 
@@ -62,6 +63,7 @@ async function child(url: string, netConfigPath: string): Promise<void> {
   });
   const watcher = new LeaseWatcher(undefined);
   const ac = new AbortController();
+  trimPeriodically(2000, ac.signal); // as main.ts does
   (async () => {
     for await (const _ of Deno.stdin.readable) { /* until closed */ }
     ac.abort();

@@ -9,6 +9,7 @@ import { benchUdp } from "./udp.ts";
 import { benchVxlan } from "./vxlan.ts";
 import { benchVxlan6 } from "./vxlan6.ts";
 import { benchKube } from "./kube.ts";
+import { benchScale } from "./scale.ts";
 
 console.log("benchmark".padEnd(46), "measured".padEnd(34), "ratio".padEnd(14), "target");
 await benchStartup();
@@ -17,3 +18,4 @@ await benchVxlan();
 await benchVxlan6();
 await benchUdp();
 await benchKube();
+await benchScale();

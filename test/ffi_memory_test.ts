@@ -13,6 +13,7 @@ import { symbols as netlinkSymbols } from "../kernel/netlink/_libc.ts";
 import { symbols as tunSymbols } from "../kernel/_tun_libc.ts";
 import { Pinned, pinnedCount } from "../kernel/pinned.ts";
 import { LIBC_SYMBOLS as sdNotifySymbols } from "../util/sd_notify.ts";
+import { LIBC_SYMBOLS as mallocTrimSymbols } from "../util/malloc_trim.ts";
 import { sourceFiles } from "./source_files.ts";
 import { SYMBOLS as unixgramSymbols } from "./unixgram.ts";
 
@@ -22,6 +23,7 @@ const TABLES: Record<string, SymbolTable> = {
   "kernel/netlink/_libc.ts": netlinkSymbols,
   "kernel/_tun_libc.ts": tunSymbols,
   "util/sd_notify.ts": sdNotifySymbols,
+  "util/malloc_trim.ts": mallocTrimSymbols,
   "test/unixgram.ts": unixgramSymbols,
 };
 

@@ -279,6 +279,13 @@ export const mutations: readonly Mutation[] = [
   },
   // backends/
   {
+    behaviour: "lost kernel notifications (ENOBUFS) are counted",
+    file: "backends/reconcile_loop.ts",
+    find: "metrics.kernelEventOverflows.inc({ kind: policy.kind });",
+    replace: "",
+    tests: ["backends/reconcile_loop_test.ts"],
+  },
+  {
     behaviour: "host-gw routes via the peer's public IP",
     file: "backends/host_gw.ts",
     find: "gateway: formatIP4(peer.attrs.publicIP),",

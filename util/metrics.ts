@@ -267,6 +267,11 @@ export interface FlannelMetrics {
   readonly watchReconnects: Counter;
   /** Kernel objects put back by self-healing, per `kind` (a backend's, `iptables`, `blackhole`…). */
   readonly kernelObjectsRestored: Counter;
+  /**
+   * Kernel change notifications lost (netlink `ENOBUFS`: the socket's buffer overflowed, or a
+   * message that could not be decoded), per `kind`; each is answered by one full reconcile.
+   */
+  readonly kernelEventOverflows: Counter;
   /** Packets through the udp backend, `direction` = `tx` (to a peer) | `rx` (from a peer). */
   readonly udpPackets: Counter;
   /** Packets the udp backend dropped, per `reason` (`no_route`, `ttl`, `bad_packet`, `send_error`, ...). */
@@ -321,6 +326,12 @@ export function createFlannelMetrics(registry: Registry): FlannelMetrics {
     kernelObjectsRestored: registry.counter({
       name: "flanneld_kernel_objects_restored_total",
       help: "Kernel objects that disappeared and were put back by self-healing, by kind.",
+      labelNames: ["kind"],
+    }),
+    kernelEventOverflows: registry.counter({
+      name: "flanneld_kernel_event_overflows_total",
+      help: "Kernel change notifications lost (netlink ENOBUFS), each answered by a full " +
+        "reconcile, by kind.",
       labelNames: ["kind"],
     }),
     udpPackets: registry.counter({

@@ -357,8 +357,12 @@ export class EtcdSubnetManager implements SubnetManager {
         continue;
       }
       backoff.reset();
-      yield { snapshot: snap.leases.map((l) => l.lease) };
       let revision = snap.revision + 1n;
+      const snapshot = snap.leases.map((l) => l.lease);
+      // The listing's raw keys and values are not needed any more: this generator lives as long
+      // as the watch, so keeping `snap` would hold them (thousands of strings) until a re-list.
+      snap = undefined;
+      yield { snapshot };
       // Watch from the snapshot, resuming from the last revision after each drop.
       relist: while (!signal?.aborted) {
         try {

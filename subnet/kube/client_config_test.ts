@@ -45,8 +45,8 @@ Deno.test("fromKubeconfig() reads JSON and names the file of YAML it cannot pars
     clusters: [{ name: "k", cluster: { server: "https://10.0.0.1:6443/" } }],
   });
   assert.equal((await withFile(json, (p) => fromKubeconfig(p))).server, "https://10.0.0.1:6443");
-  await withFile("clusters: [unclosed", (p) => {
-    assert.throws(() => fromKubeconfig(p), (e: Error) => {
+  await withFile("clusters: [unclosed", async (p) => {
+    await assert.rejects(fromKubeconfig(p), (e: Error) => {
       assert.equal(e.message, `Cannot parse --kubeconfig-file "${p}"`);
       assert.match(String((e.cause as Error).message), /\(1:20\)/, "says where");
       return true;

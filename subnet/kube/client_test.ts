@@ -70,7 +70,7 @@ Deno.test("KubeClient authenticates as a kubeconfig says", async (t) => {
     await t.step(name, async () => {
       const file = `${dir}/kubeconfig`;
       await Deno.writeTextFile(file, kubeconfig(api.url, cluster, user));
-      const client = new KubeClient(fromKubeconfig(file));
+      const client = new KubeClient(await fromKubeconfig(file));
       try {
         assert.equal((await client.getNode("n1")).spec?.podCIDR, "10.244.1.0/24");
       } finally {
@@ -81,7 +81,7 @@ Deno.test("KubeClient authenticates as a kubeconfig says", async (t) => {
   await t.step("a wrong token is refused with a hint", async () => {
     const file = `${dir}/kubeconfig`;
     await Deno.writeTextFile(file, kubeconfig(api.url, caData, "    token: wrong"));
-    const client = new KubeClient(fromKubeconfig(file));
+    const client = new KubeClient(await fromKubeconfig(file));
     try {
       await assert.rejects(client.getNode("n1"), (e: KubeApiError) => {
         assert.equal(e.status, 401);
@@ -122,7 +122,7 @@ printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",
       interactiveMode: Never`,
     ),
   );
-  const client = new KubeClient(fromKubeconfig(file));
+  const client = new KubeClient(await fromKubeconfig(file));
   try {
     await client.getNode("n1");
     await client.getNode("n1");
@@ -144,7 +144,7 @@ Deno.test("in-cluster config re-reads a rotated service-account token", async ()
   await Deno.copyFile(tls.caFile, `${sa}/ca.crt`);
   await Deno.writeTextFile(`${sa}/token`, "sa-1");
   const port = new URL(api.url).port;
-  const config = resolveClientConfig({
+  const config = await resolveClientConfig({
     env: { KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: port },
     serviceAccountDir: sa,
   });
@@ -161,37 +161,37 @@ Deno.test("in-cluster config re-reads a rotated service-account token", async ()
 });
 
 Deno.test("resolveClientConfig() explains what is missing", async (t) => {
-  await t.step("nothing configured", () => {
-    assert.throws(
-      () => resolveClientConfig({ env: {} }),
+  await t.step("nothing configured", async () => {
+    await assert.rejects(
+      resolveClientConfig({ env: {} }),
       /not running in a pod.*--kubeconfig-file/,
     );
   });
-  await t.step("--kube-api-url only: no credentials", () => {
-    const c = resolveClientConfig({ apiUrl: "http://127.0.0.1:8080/", env: {} });
+  await t.step("--kube-api-url only: no credentials", async () => {
+    const c = await resolveClientConfig({ apiUrl: "http://127.0.0.1:8080/", env: {} });
     assert.equal(c.server, "http://127.0.0.1:8080");
     assert.equal(c.credentials, undefined);
   });
-  await t.step("bad URL", () => {
-    assert.throws(() => resolveClientConfig({ apiUrl: "ftp://x", env: {} }), /scheme/);
+  await t.step("bad URL", async () => {
+    await assert.rejects(resolveClientConfig({ apiUrl: "ftp://x", env: {} }), /scheme/);
   });
   const dir = await Deno.makeTempDir();
   try {
     const file = `${dir}/kc`;
     await t.step("no current-context", async () => {
       await Deno.writeTextFile(file, "apiVersion: v1\nkind: Config\n");
-      assert.throws(() => fromKubeconfig(file), /no current-context/);
+      await assert.rejects(fromKubeconfig(file), /no current-context/);
     });
     await t.step("unknown user", async () => {
       await Deno.writeTextFile(
         file,
         kubeconfig("https://h:1", "", "    token: x").replace("user: u\n", "user: ghost\n"),
       );
-      assert.throws(() => fromKubeconfig(file), /no user named "ghost"/);
+      await assert.rejects(fromKubeconfig(file), /no user named "ghost"/);
     });
     await t.step("--kube-api-url overrides the server", async () => {
       await Deno.writeTextFile(file, kubeconfig("https://h:1", "", "    token: x"));
-      assert.equal(fromKubeconfig(file, "https://other:6443").server, "https://other:6443");
+      assert.equal((await fromKubeconfig(file, "https://other:6443")).server, "https://other:6443");
     });
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -127,7 +127,7 @@ export async function createKubeSubnetManager(
   }
   const netConfigPath = options.netConfigPath || DEFAULT_NET_CONFIG_PATH;
   const config = await readNetConfig(netConfigPath);
-  const clientConfig = resolveClientConfig({
+  const clientConfig = await resolveClientConfig({
     kubeconfigFile: options.kubeconfigFile || undefined,
     apiUrl: options.apiUrl || undefined,
     env,

@@ -11,6 +11,7 @@ import { EtcdClient } from "../subnet/etcd/client.ts";
 import { AgentProcess } from "../test/agent_process.ts";
 import { type Host, TestBed } from "../test/testbed.ts";
 import { bundle } from "../scripts/bundle.ts";
+import { SHIPPED_V8_FLAGS } from "../scripts/compile.ts";
 import { median, report, rssMiB } from "./_util.ts";
 
 const RUNS = 10;
@@ -106,22 +107,32 @@ export async function benchStartup(): Promise<void> {
     const floorChild = new Deno.Command("ip", {
       args: ["netns", "exec", host.ns, Deno.execPath(), "run", "--quiet", "-A", idle],
     }).spawn();
-    await using agent = new AgentProcess(agentArgs(bed, `${dir}/idle.env`), {
-      netns: host.ns,
-    });
-    await agent.waitFor(new RegExp(`Synced ${PEERS} peers`), 30_000);
-    await new Promise((r) => setTimeout(r, 5000));
-    const floorPid = await childPid(floorChild.pid);
-    const rss = await rssMiB(agent.pid), floorRss = await rssMiB(floorPid);
-    floorChild.kill();
-    await floorChild.status;
-    report(
-      `idle RSS, host-gw, ${PEERS} peers`,
-      `${rss.toFixed(1)} MiB vs floor script ${floorRss.toFixed(1)} MiB`,
-      `${(rss / floorRss).toFixed(2)}×`,
-      "≤ 1.3×",
-    );
-    await agent.stop();
+    try {
+      for (
+        const [label, denoArgs] of [["", []], [" (the binary's V8 flags)", [
+          `--v8-flags=${SHIPPED_V8_FLAGS}`,
+        ]]] as const
+      ) {
+        await using agent = new AgentProcess(agentArgs(bed, `${dir}/idle.env`), {
+          netns: host.ns,
+          denoArgs: [...denoArgs],
+        });
+        await agent.waitFor(new RegExp(`Synced ${PEERS} peers`), 30_000);
+        await new Promise((r) => setTimeout(r, 5000));
+        const floorPid = await childPid(floorChild.pid);
+        const rss = await rssMiB(agent.pid), floorRss = await rssMiB(floorPid);
+        report(
+          `idle RSS, host-gw, ${PEERS} peers${label}`,
+          `${rss.toFixed(1)} MiB vs floor script ${floorRss.toFixed(1)} MiB`,
+          `${(rss / floorRss).toFixed(2)}×`,
+          "≤ 1.3×",
+        );
+        await agent.stop();
+      }
+    } finally {
+      floorChild.kill();
+      await floorChild.status;
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -11,6 +11,12 @@ const ROOT = new URL("../", import.meta.url).pathname;
 /** Files the binary loads at run time that no static import names (each `new Worker` module). */
 export const COMPILE_INCLUDES = ["backends/udp/_worker.ts"];
 
+/**
+ * The V8 flags baked into the binary: a small young generation (lower memory peaks in lease
+ * bursts; README, benchmarks) and `gc` exposed (main.ts runs one full collection a minute).
+ */
+export const SHIPPED_V8_FLAGS = "--max-semi-space-size=1,--expose-gc";
+
 /** The `deno compile` arguments for `output`. */
 export function compileArgs(output: string): string[] {
   return [
@@ -18,8 +24,7 @@ export function compileArgs(output: string): string[] {
     "-A",
     "--frozen",
     ...COMPILE_INCLUDES.flatMap((f) => ["--include", f]),
-    // A small young generation: lower memory peaks in lease bursts (README, benchmarks).
-    "--v8-flags=--max-semi-space-size=1,--expose-gc",
+    `--v8-flags=${SHIPPED_V8_FLAGS}`,
     "--output",
     output,
     "main.ts",

@@ -91,6 +91,7 @@ Deno.test("host-gw in dual stack routes each family via the peer's address of th
   });
   const own6 = { ...own, enableIPv6: true, ipv6Subnet: parseIP6Net("fd00:100:0:1::/64") };
   const manager = new FakeSubnetManager(dual, own6);
+  const metrics = unservedMetrics();
   const backend = await createHostGwBackend({
     subnetManager: manager,
     extIface: {
@@ -99,7 +100,7 @@ Deno.test("host-gw in dual stack routes each family via the peer's address of th
       extV6Addr: parseIP6("fd00:1::10"),
     },
     log: silentLogger,
-    metrics: unservedMetrics(),
+    metrics,
     netlink,
   });
   const network = await backend.registerNetwork(dual);
@@ -133,6 +134,14 @@ Deno.test("host-gw in dual stack routes each family via the peer's address of th
       `fd00:100:0:2::/64 via fd00:1::12 dev ${eth0.index}`,
       `fd00:100:0:3::/64 via fd00:1::13 dev ${eth0.index}`,
     ]);
+    // Each family's loop reports its own peers (one gauge would flap between the two).
+    // An IPv4-only peer (an old node) joins: two IPv4 peers, one IPv6 peer.
+    manager.push({ events: [{ type: "added", lease: peer("10.100.4.0/24", "192.168.1.14") }] });
+    await eventually(async () => (await routes()).length === 5, 2000, "five peer routes");
+    for (const [family, n] of [["ipv4", 3], ["ipv6", 2]] as const) {
+      assert.equal(metrics.peersKnown.get({ family }), n, `${family} peers known`);
+      assert.equal(metrics.peersProgrammed.get({ family }), n, `${family} peers programmed`);
+    }
   } finally {
     abort.abort();
     await running;

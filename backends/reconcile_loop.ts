@@ -15,7 +15,7 @@
  * is the backend's {@link ReconcilePolicy}.
  */
 import { NotFoundError } from "../kernel/netlink/errors.ts";
-import type { EventGroup, KernelEvent, Netlink } from "../kernel/netlink/types.ts";
+import type { EventGroup, Family, KernelEvent, Netlink } from "../kernel/netlink/types.ts";
 import { formatIP4, formatIP4Net } from "../subnet/ip.ts";
 import { describeSubnets } from "../subnet/lease_check.ts";
 import type { Lease, LeaseEvent, SignalOptions, SubnetManager } from "../subnet/mod.ts";
@@ -76,6 +76,11 @@ export interface Concern {
 export interface ReconcilePolicy<T> {
   /** The `kind` label of the pass metrics (`route`, `vxlan`, `udp`). */
   readonly kind: string;
+  /**
+   * The address family of its objects, default 4: a dual-stack network runs one loop per family,
+   * and each reports its peers under its own `family` label.
+   */
+  readonly family?: Family;
   /** Names a pass in `<name> reconciliation failed: ...`. */
   readonly name: string;
   /** The kernel notifications to watch; none: no subscription, the sweeps only. */
@@ -155,9 +160,12 @@ export class ReconcileLoop<T> implements Network, ReconcileView<T> {
   /** The last error a pass threw, logged once while it repeats. */
   #passError?: string;
   #signal?: AbortSignal;
+  /** The `family` label of the peer gauges. */
+  readonly #familyLabel: { family: string };
 
   constructor(options: ReconcileLoopOptions<T>) {
     this.#o = options;
+    this.#familyLabel = { family: options.policy.family === 6 ? "ipv6" : "ipv4" };
     this.lease = options.lease;
     this.mtu = options.mtu;
     this.#sleep = options.sleep ?? sleep;
@@ -197,7 +205,8 @@ export class ReconcileLoop<T> implements Network, ReconcileView<T> {
     const { manager, intake, log, metrics, policy } = this.#o;
     for await (const result of manager.watchLeases({ signal })) {
       await this.#take(intake.apply(result));
-      metrics.peersKnown.set(intake.leases.length);
+      // Peers of this loop's family (a dual-stack network's IPv4-only peers are not IPv6 ones).
+      metrics.peersKnown.set(this.#desired.size, this.#familyLabel);
       if (result.snapshot) {
         // A (re-)listing: compare everything, and remove what leases that are gone had.
         const t0 = performance.now();
@@ -295,7 +304,7 @@ export class ReconcileLoop<T> implements Network, ReconcileView<T> {
     done();
     const stats = pass.stats();
     if (stats.failed > 0) metrics.reconcileErrors.inc(labels, stats.failed);
-    metrics.peersProgrammed.set(this.#programmed());
+    metrics.peersProgrammed.set(this.#programmed(), this.#familyLabel);
     if (!threw) this.#o.onReconciled?.(stats);
     if (threw || stats.failed > 0) this.#retryLater();
     else this.#backoff.reset();

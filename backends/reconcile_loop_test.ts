@@ -226,7 +226,7 @@ Deno.test("ReconcileLoop sweeps after a listing and writes the changes of a batc
   ]);
   assert.deepEqual([...s.loop.desired], [["10.5.3.0/24", "192.168.1.33"]]);
   assert.ok(s.lines.includes("Subnet removed: 10.5.2.0/24"));
-  assert.equal(s.metrics.peersKnown.get(), 1);
+  assert.equal(s.metrics.peersKnown.get({ family: "ipv4" }), 1);
   assert.equal(value(s.metrics, "runs"), 2);
 });
 
@@ -334,7 +334,7 @@ Deno.test("ReconcileLoop retries a failed pass with backoff, one retry at a time
   s.policy.failing = 3;
   await s.loop.reconcile();
   assert.deepEqual(retries(), [100]);
-  assert.equal(s.metrics.peersProgrammed.get(), 0);
+  assert.equal(s.metrics.peersProgrammed.get({ family: "ipv4" }), 0);
   assert.equal(value(s.metrics, "errors"), 2, "one per peer that failed");
   await s.loop.reconcile(); // fails too, while the retry waits: no second retry
   assert.deepEqual(retries(), [100]);
@@ -345,7 +345,7 @@ Deno.test("ReconcileLoop retries a failed pass with backoff, one retry at a time
   await s.until(() => s.policy.sweeps() === 5, "the retry that succeeds");
   await s.passed(5);
   assert.deepEqual(retries(), [], "no retry after a pass that succeeded");
-  assert.equal(s.metrics.peersProgrammed.get(), 2);
+  assert.equal(s.metrics.peersProgrammed.get({ family: "ipv4" }), 2);
   const logged = s.lines.filter((l) => l.startsWith("cannot program"));
   assert.deepEqual(logged, ["cannot program 10.5.2.0/24", "cannot program 10.5.3.0/24"]);
 

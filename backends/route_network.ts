@@ -61,12 +61,13 @@ class RoutePolicy implements ReconcilePolicy<Route> {
   readonly kind = "route";
   readonly name: string = "Route";
   readonly eventGroups: readonly ["ipv4-route" | "ipv6-route", "link"];
+  readonly family: Family;
   readonly #o: RouteNetworkOptions;
   readonly #family: Family;
 
   constructor(options: RouteNetworkOptions) {
     this.#o = options;
-    this.#family = options.family ?? 4;
+    this.#family = this.family = options.family ?? 4;
     this.eventGroups = [this.#family === 6 ? "ipv6-route" : "ipv4-route", "link"];
     if (this.#family === 6) this.name = "IPv6 route";
   }

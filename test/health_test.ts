@@ -90,13 +90,13 @@ Deno.test("startHealthServer() reports health and readiness over an agent's life
     health.setReady("lease", true);
 
     // Metrics move with the agent.
-    metrics.peersKnown.set(2);
+    metrics.peersKnown.set(2, { family: "ipv4" });
     r = await get(port, "/metrics");
     assert.equal(r.status, 200);
     assert.equal(r.type, "text/plain; version=0.0.4; charset=utf-8");
-    assert.match(r.body, /\nflanneld_peers_known 2\n/);
-    metrics.peersKnown.set(1);
-    assert.match((await get(port, "/metrics")).body, /\nflanneld_peers_known 1\n/);
+    assert.match(r.body, /\nflanneld_peers_known\{family="ipv4"\} 2\n/);
+    metrics.peersKnown.set(1, { family: "ipv4" });
+    assert.match((await get(port, "/metrics")).body, /\nflanneld_peers_known\{family="ipv4"\} 1\n/);
 
     for (const path of ["/", "/healthzz", "/readyz/x"]) {
       assert.equal((await get(port, path)).status, 404, path);

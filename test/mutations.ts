@@ -286,6 +286,13 @@ export const mutations: readonly Mutation[] = [
     tests: ["backends/reconcile_loop_test.ts"],
   },
   {
+    behaviour: "a dual-stack network reports its peers per family",
+    file: "backends/reconcile_loop.ts",
+    find: 'family: options.policy.family === 6 ? "ipv6" : "ipv4"',
+    replace: 'family: "ipv4"',
+    tests: ["backends/host_gw_test.ts"],
+  },
+  {
     behaviour: "host-gw routes via the peer's public IP",
     file: "backends/host_gw.ts",
     find: "gateway: formatIP4(peer.attrs.publicIP),",

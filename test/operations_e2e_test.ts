@@ -129,11 +129,12 @@ Deno.test({
             if (line === "" || line.startsWith("#")) continue;
             assert.match(line, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+|NaN|[+-]Inf$/);
           }
-          const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+          const escaped = name.replace(/[{}]/g, "\\$&");
+          const m = new RegExp(`^${escaped} (\\S+)$`, "m").exec(text);
           return m ? Number(m[1]) : undefined;
         };
         await eventually(
-          async () => (await sample("flanneld_peers_known")) === 1,
+          async () => (await sample('flanneld_peers_known{family="ipv4"}')) === 1,
           5000,
           "one peer",
         );
@@ -141,19 +142,19 @@ Deno.test({
         h3.startAgent(FLAGS);
         await h3.agent!.waitFor(/Wrote subnet file/, 20_000);
         await eventually(
-          async () => (await sample("flanneld_peers_known")) === 2,
+          async () => (await sample('flanneld_peers_known{family="ipv4"}')) === 2,
           5000,
           "two peers",
         );
         const s3 = (await h3.subnetEnv()).FLANNEL_SUBNET.replace(/\.1\/24$/, ".0-24");
         await client.delete(`${bed.prefix}/subnets/${s3}`);
         await eventually(
-          async () => (await sample("flanneld_peers_known")) === 1,
+          async () => (await sample('flanneld_peers_known{family="ipv4"}')) === 1,
           5000,
           "back to one",
         );
         await eventually(
-          async () => (await sample("flanneld_peers_programmed")) === 1,
+          async () => (await sample('flanneld_peers_programmed{family="ipv4"}')) === 1,
           5000,
           "one peer programmed",
         );

@@ -297,11 +297,13 @@ export function createFlannelMetrics(registry: Registry): FlannelMetrics {
     }),
     peersKnown: registry.gauge({
       name: "flanneld_peers_known",
-      help: "Remote leases (peers) known to the agent.",
+      help: "Remote leases (peers) known to the agent, by address family (ipv4, ipv6).",
+      labelNames: ["family"],
     }),
     peersProgrammed: registry.gauge({
       name: "flanneld_peers_programmed",
-      help: "Peers whose data path is programmed in the kernel.",
+      help: "Peers whose data path is programmed in the kernel, by address family (ipv4, ipv6).",
+      labelNames: ["family"],
     }),
     reconcileRuns: registry.counter({
       name: "flanneld_reconcile_runs_total",

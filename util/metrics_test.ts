@@ -97,10 +97,11 @@ Deno.test("Registry.render() of flanneld's metrics parses as Prometheus text and
   const families = parseExposition(before);
   assert.deepEqual([...families.keys()].filter((n) => !n.startsWith("flanneld_")), []);
   assert.equal(families.get("flanneld_reconcile_duration_seconds")?.type, "histogram");
-  assert.equal(value(before, "flanneld_peers_known"), 0);
+  assert.equal(value(before, "flanneld_peers_known", { family: "ipv4" }), undefined);
 
-  m.peersKnown.set(3);
-  m.peersProgrammed.set(2);
+  m.peersKnown.set(3, { family: "ipv4" });
+  m.peersKnown.set(4, { family: "ipv6" });
+  m.peersProgrammed.set(2, { family: "ipv4" });
   m.leaseExpiry.set(1_790_000_000.5);
   m.reconcileRuns.inc({ kind: "route" });
   m.reconcileRuns.inc({ kind: "route" });
@@ -112,8 +113,9 @@ Deno.test("Registry.render() of flanneld's metrics parses as Prometheus text and
   m.udpDrops.inc({ reason: "no_route" });
   m.buildInfo.set(1, { version: "v0.1.0" });
   const after = reg.render();
-  assert.equal(value(after, "flanneld_peers_known"), 3);
-  assert.equal(value(after, "flanneld_peers_programmed"), 2);
+  assert.equal(value(after, "flanneld_peers_known", { family: "ipv4" }), 3);
+  assert.equal(value(after, "flanneld_peers_known", { family: "ipv6" }), 4);
+  assert.equal(value(after, "flanneld_peers_programmed", { family: "ipv4" }), 2);
   assert.equal(value(after, "flanneld_lease_expiry_timestamp_seconds"), 1_790_000_000.5);
   assert.equal(value(after, "flanneld_reconcile_runs_total", { kind: "route" }), 2);
   assert.equal(value(after, "flanneld_reconcile_errors_total", { kind: "fdb" }), 1);
@@ -134,8 +136,8 @@ Deno.test("Registry.render() of flanneld's metrics parses as Prometheus text and
   assert.equal(value(after, "flanneld_udp_dropped_packets_total", { reason: "no_route" }), 1);
   assert.equal(value(after, "flanneld_build_info", { version: "v0.1.0" }), 1);
 
-  m.peersKnown.set(1);
-  assert.equal(value(reg.render(), "flanneld_peers_known"), 1);
+  m.peersKnown.set(1, { family: "ipv4" });
+  assert.equal(value(reg.render(), "flanneld_peers_known", { family: "ipv4" }), 1);
 });
 
 Deno.test("Registry escapes label values and help text", () => {

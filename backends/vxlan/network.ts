@@ -116,6 +116,7 @@ class VxlanPolicy implements ReconcilePolicy<Peer> {
   readonly kind = "vxlan";
   readonly name: string;
   readonly eventGroups: readonly ["link", "ipv4-route" | "ipv6-route", "neigh"];
+  readonly family: Family;
   readonly #o: VxlanNetworkOptions;
   readonly #family: Family;
   #devIndex?: number;
@@ -128,7 +129,7 @@ class VxlanPolicy implements ReconcilePolicy<Peer> {
   constructor(options: VxlanNetworkOptions) {
     this.#o = options;
     this.#devIndex = options.devIndex;
-    this.#family = options.family ?? 4;
+    this.#family = this.family = options.family ?? 4;
     this.name = this.#family === 4 ? "VXLAN" : "VXLAN IPv6";
     this.eventGroups = ["link", this.#family === 4 ? "ipv4-route" : "ipv6-route", "neigh"];
   }

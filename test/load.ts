@@ -6,6 +6,8 @@ import { type Pod, sh } from "./testbed.ts";
 
 export interface IperfOptions {
   readonly seconds: number;
+  /** Over IPv6 (the pods' `ip6`); default IPv4. */
+  readonly family?: 4 | 6;
   /** iperf3 `-b` (default: unlimited). */
   readonly bitrate?: string;
   /** How much longer than `seconds` iperf3 may take before it is killed; default 30. */
@@ -31,8 +33,10 @@ export interface IperfResult {
  */
 export async function iperf(from: Pod, to: Pod, options: IperfOptions): Promise<IperfResult> {
   const { seconds } = options;
+  const target = options.family === 6 ? to.ip6 : to.ip;
+  if (!target) throw new Error(`pod ${to.ns} has no IPv${options.family ?? 4} address`);
   const server = new Deno.Command("ip", {
-    args: ["netns", "exec", to.ns, "iperf3", "-s", "-1", "-J", "-B", to.ip],
+    args: ["netns", "exec", to.ns, "iperf3", "-s", "-1", "-J", "-B", target],
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -43,7 +47,7 @@ export async function iperf(from: Pod, to: Pod, options: IperfOptions): Promise<
         String(seconds + (options.slackSeconds ?? 30)),
         "iperf3",
         "-c",
-        to.ip,
+        target,
         "-t",
         String(seconds),
         "-i",
@@ -83,12 +87,21 @@ export async function iperf(from: Pod, to: Pod, options: IperfOptions): Promise<
 }
 
 /**
- * A fake peer's lease value: a real node's lease value `template` with another `PublicIP` and,
- * for vxlan, the VTEP MAC `02:00:00:00:hh:ll` of number `n` (unique per fake peer).
+ * A fake peer's lease value: a real node's lease value `template` with another `PublicIP` (and
+ * `PublicIPv6`, when given) and, for vxlan, the VTEP MAC `02:00:00:00:hh:ll` of number `n`
+ * (unique per fake peer) in its `BackendData` and `BackendV6Data`.
  */
-export function fakePeerLease(template: string, publicIP: string, n: number): string {
+export function fakePeerLease(
+  template: string,
+  publicIP: string,
+  n: number,
+  publicIPv6?: string,
+): string {
   const hex = (b: number) => b.toString(16).padStart(2, "0");
   const mac = `02:00:00:00:${hex(n >> 8 & 255)}:${hex(n & 255)}`;
-  return template.replace(/"PublicIP":"[^"]*"/, `"PublicIP":"${publicIP}"`)
-    .replace(/"VtepMAC":"[^"]*"/, `"VtepMAC":"${mac}"`);
+  const value = template.replace(/"PublicIP":"[^"]*"/, `"PublicIP":"${publicIP}"`)
+    .replaceAll(/"VtepMAC":"[^"]*"/g, `"VtepMAC":"${mac}"`);
+  return publicIPv6 === undefined
+    ? value
+    : value.replace(/"PublicIPv6":"[^"]*"/, `"PublicIPv6":"${publicIPv6}"`);
 }

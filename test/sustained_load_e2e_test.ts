@@ -4,12 +4,13 @@
  * garbage collection (so memory handed to the kernel through FFI that is not kept alive shows up
  * as EFAULT or a crash within the run, not after days). Asserts that bytes arrive in every second
  * of the run, pings pass afterwards, the data-path error counters stay at zero, the agents log no
- * error, and both agents exit 0 on SIGTERM.
+ * error, and both agents exit 0 on SIGTERM. vxlan runs a second time in a dual-stack network with
+ * the stream over IPv6 and a dual-stack churned peer.
  */
 import assert from "node:assert/strict";
 import { EtcdClient } from "../subnet/etcd/client.ts";
 import { fakePeerLease, iperf } from "./load.ts";
-import { type Host, ping, skipUnlessRoot, TestBed } from "./testbed.ts";
+import { eventually, type Host, ping, skipUnlessRoot, TestBed } from "./testbed.ts";
 
 /** Seconds of traffic per backend; FLANNEL_TEST_LOAD_SECONDS makes a longer local run. */
 const SECONDS = Number(Deno.env.get("FLANNEL_TEST_LOAD_SECONDS") ?? 30);
@@ -28,8 +29,13 @@ export const GC_STRESS = ["--v8-flags=--expose-gc,--max-semi-space-size=1"];
 export const MALLOC_STRESS = { MALLOC_PERTURB_: "165", FLANNEL_GC_STRESS: "1" };
 
 /** `iperf` for `seconds`, failing unless iperf3 succeeded and the receiver reported each second. */
-async function tcpFor(host: Host, peer: Host, seconds: number): Promise<number[]> {
-  const r = await iperf(host.pods[0], peer.pods[0], { seconds });
+async function tcpFor(
+  host: Host,
+  peer: Host,
+  seconds: number,
+  family: 4 | 6,
+): Promise<number[]> {
+  const r = await iperf(host.pods[0], peer.pods[0], { seconds, family });
   if (!r.ok) throw new Error(`iperf3 failed: ${r.output}`);
   assert.ok(r.perSecond.length >= seconds - 1, `receiver intervals: ${r.perSecond.length}`);
   return r.perSecond;
@@ -70,9 +76,19 @@ async function churn(
   const client = await EtcdClient.create({ endpoints: [bed.etcdEndpoint] });
   try {
     const subnets = `${bed.prefix}/subnets/`;
-    const own = (await host.subnetEnv()).FLANNEL_SUBNET.replace(/\.1\/24$/, ".0-24");
-    const value = fakePeerLease((await client.get(subnets + own)).kv!.value, bed.underlayIP(9), 9);
-    const key = subnets + own.replace(/^(\d+\.\d+)\.\d+/, `$1.${third}`);
+    const env = await host.subnetEnv();
+    const own4 = env.FLANNEL_SUBNET.replace(/\.1\/24$/, ".0-24");
+    // Dual stack: the key names both subnets; the fake's IPv6 /64 has `third` as its 4th group.
+    const own6 = env.FLANNEL_IPV6_SUBNET?.replace(/::1\/64$/, "::-64");
+    const own = own6 ? `${own4}&${own6}` : own4;
+    const value = fakePeerLease(
+      (await client.get(subnets + own)).kv!.value,
+      bed.underlayIP(9),
+      9,
+      own6 ? bed.underlayIP6(9) : undefined,
+    );
+    const key = subnets + own4.replace(/^(\d+\.\d+)\.\d+/, `$1.${third}`) +
+      (own6 ? `&${own6.replace(/^(\w+:\w+:\w+):\w+/, `$1:${third.toString(16)}`)}` : "");
     let changes = 0;
     while (!signal.aborted) {
       if (changes % 2 === 0) await client.put(key, value);
@@ -87,9 +103,19 @@ async function churn(
   }
 }
 
-function sustainedLoad(backend: string, config: string, check: (m: Map<string, number>) => void) {
+/**
+ * `family` 6: a dual-stack network, the TCP stream and the pings over IPv6, and the churned
+ * peer a dual-stack one (so the IPv6 reconciler works through the load too).
+ */
+function sustainedLoad(
+  backend: string,
+  config: string,
+  check: (m: Map<string, number>) => void,
+  family: 4 | 6 = 4,
+) {
+  const over = family === 6 ? " over IPv6 (dual stack)" : "";
   Deno.test({
-    name: `sustained load: ${backend} carries ${SECONDS} s of TCP under forced GC`,
+    name: `sustained load: ${backend} carries ${SECONDS} s of TCP${over} under forced GC`,
     ignore: skipUnlessRoot(`${backend} sustained load`) ||
       (new Deno.Command("iperf3", { args: ["--version"] }).outputSync().code !== 0),
     sanitizeResources: false,
@@ -105,18 +131,22 @@ function sustainedLoad(backend: string, config: string, check: (m: Map<string, n
       const [a, b] = bed.hosts;
       await a.addPod();
       await b.addPod();
-      assert.ok(await ping(a.pods[0], b.pods[0].ip, 3), "ping before the load");
+      const ip = (h: Host) => family === 6 ? h.pods[0].ip6! : h.pods[0].ip;
+      // The first IPv6 packet may wait out a lost neighbour solicitation on the test bed.
+      await eventually(() => ping(a.pods[0], ip(b), 1), 5000, "reachable before the load");
+      assert.ok(await ping(a.pods[0], ip(b), 3), "ping before the load");
 
       const stopChurn = new AbortController();
       // The fake peer's subnet is none of the real hosts' (that would overwrite their leases).
-      const taken = await Promise.all(
-        bed.hosts.map(async (h) => Number((await h.subnetEnv()).FLANNEL_SUBNET.split(".")[2])),
-      );
+      const taken = (await Promise.all(bed.hosts.map((h) => h.subnetEnv()))).flatMap((e) => [
+        Number(e.FLANNEL_SUBNET.split(".")[2]),
+        ...(e.FLANNEL_IPV6_SUBNET ? [parseInt(e.FLANNEL_IPV6_SUBNET.split(":")[3], 16)] : []),
+      ]);
       const third = [250, 251, 252].find((t) => !taken.includes(t))!;
       const churned = churn(bed, a, third, stopChurn.signal);
       let perSecond: number[];
       try {
-        perSecond = await tcpFor(a, b, SECONDS);
+        perSecond = await tcpFor(a, b, SECONDS, family);
       } finally {
         stopChurn.abort();
         await churned.catch(() => {});
@@ -125,12 +155,19 @@ function sustainedLoad(backend: string, config: string, check: (m: Map<string, n
       assert.ok(changes >= SECONDS * 2, `lease changes during the load: ${changes}`);
       for (const h of bed.hosts) {
         await h.agent!.waitFor(new RegExp(`Subnet removed: \\d+\\.\\d+\\.${third}\\.0/24`), 5000);
+        // Dual stack: the IPv6 loop programmed and removed the churned peer too.
+        if (family === 6) {
+          await h.agent!.waitFor(
+            new RegExp(`Subnet removed: [\\w:]+:${third.toString(16)}::/64`),
+            5000,
+          );
+        }
       }
       const empty = perSecond.map((n, i) => n > 0 ? -1 : i).filter((i) => i >= 0);
       assert.deepEqual(empty, [], `seconds without bytes: ${empty} (bytes/s: ${perSecond})`);
 
-      assert.ok(await ping(a.pods[0], b.pods[0].ip, 5), "ping after the load");
-      assert.ok(await ping(b.pods[0], a.pods[0].ip, 5), "ping back after the load");
+      assert.ok(await ping(a.pods[0], ip(b), 5), "ping after the load");
+      assert.ok(await ping(b.pods[0], ip(a), 5), "ping back after the load");
       for (const h of bed.hosts) {
         const m = await metrics(h, PORT);
         assert.equal(total(m, /^flanneld_reconcile_errors_total/), 0, `${h.name} reconcile errors`);
@@ -162,3 +199,19 @@ sustainedLoad("vxlan", '{"Network":"10.112.0.0/16","Backend":{"Type":"vxlan"}}',
 sustainedLoad("host-gw", '{"Network":"10.113.0.0/16","Backend":{"Type":"host-gw"}}', (m) => {
   assert.equal(total(m, /^flanneld_peers_programmed/), 1, "host-gw peers programmed");
 });
+
+sustainedLoad(
+  "vxlan",
+  '{"Network":"10.114.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:114::/56",' +
+    '"IPv6SubnetLen":64,"Backend":{"Type":"vxlan"}}',
+  (m) => {
+    for (const family of ["ipv4", "ipv6"]) {
+      assert.equal(
+        total(m, new RegExp(`^flanneld_peers_programmed\\{family="${family}"`)),
+        1,
+        `vxlan ${family} peers programmed`,
+      );
+    }
+  },
+  6,
+);

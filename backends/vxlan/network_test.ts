@@ -584,3 +584,99 @@ Deno.test("VxlanNetwork programs no hostile lease and logs each once", async (t)
     });
   }
 });
+
+Deno.test("dual-stack VxlanNetwork: a peer's bad IPv6 half creates no IPv6 state and is logged once", async (t) => {
+  const config = parseNetworkConfig(JSON.stringify({
+    Network: "10.244.0.0/16",
+    EnableIPv6: true,
+    IPv6Network: "fd00:244::/56",
+    Backend: { Type: "vxlan" },
+  }));
+  /** A dual-stack peer: subnet 10.244.<n>.0/24 and fd00:244:0:<n>::/64, VTEPs on eth0's link. */
+  const dualPeer = (
+    n: number,
+    attrs: Partial<Lease["attrs"]> = {},
+    v6 = `fd00:244:0:${n}::/64`,
+  ) => {
+    const mac = `aa:aa:aa:aa:aa:0${n}`;
+    const lease = peerLease(`10.244.${n}.0/24`, `192.168.1.${10 + n}`, data(mac));
+    return {
+      ...lease,
+      enableIPv6: true,
+      ipv6Subnet: parseIP6Net(v6),
+      attrs: {
+        ...lease.attrs,
+        publicIPv6: parseIP6(`fd00:1::${10 + n}`),
+        backendV6Data: data(mac),
+        ...attrs,
+      },
+      source: `etcd key "peer ${n}"`,
+    } as Lease;
+  };
+  const cases: Array<[string, Lease, RegExp]> = [
+    ["PublicIPv6 missing", dualPeer(2, { publicIPv6: undefined }), /PublicIPv6 is missing/],
+    ["PublicIPv6 loopback", dualPeer(2, { publicIPv6: parseIP6("::1") }), /PublicIPv6 ::1/],
+    [
+      "PublicIPv6 multicast",
+      dualPeer(2, { publicIPv6: parseIP6("ff02::1") }),
+      /PublicIPv6 ff02::1/,
+    ],
+    [
+      "IPv6 subnet outside the IPv6Network",
+      dualPeer(2, {}, "fd99::/64"),
+      /IPv6 subnet fd99::\/64 is outside the IPv6Network/,
+    ],
+    [
+      "IPv6 subnet overlapping ours",
+      dualPeer(2, {}, "fd00:244::/56"),
+      /IPv6 subnet fd00:244::\/56 overlaps our own subnet fd00:244:0:1::\/64/,
+    ],
+    [
+      "BackendV6Data garbage",
+      dualPeer(2, { backendV6Data: '{"VNI":1,"VtepMAC":"nope"}' }),
+      /VtepMAC/,
+    ],
+    ["BackendV6Data missing", dualPeer(2, { backendV6Data: undefined }), /BackendV6Data/],
+  ];
+  for (const [name, bad, reason] of cases) {
+    await t.step(name, async () => {
+      const w = await dualWorld(config);
+      const network = await registerVxlanNetwork(w.deps, config, { reconcileIntervalMs: 60_000 });
+      const ac = new AbortController();
+      const done = network.run({ signal: ac.signal });
+      try {
+        const v6State = async () => {
+          const dev = (await w.nl.linkByName("flannel-v6.1"))!.index;
+          return {
+            neigh: (await w.nl.external.neighs(dev)).map((n) => `${n.ip} ${n.mac}`).sort(),
+            fdb: (await w.nl.external.fdbs(dev)).map((f) => `${f.mac} ${f.dst}`).sort(),
+          };
+        };
+        w.manager.push({ snapshot: [bad, dualPeer(3)] });
+        const good = {
+          neigh: ["fd00:244:0:3:: aa:aa:aa:aa:aa:03"],
+          fdb: ["aa:aa:aa:aa:aa:03 fd00:1::13"],
+        };
+        await until(
+          async () => isDeepStrictEqual(await v6State(), good),
+          "only the good peer over IPv6",
+        );
+        await network.reconcile();
+        assert.deepEqual(await v6State(), good);
+        const warnings = w.log.lines.filter((l) => /^[WE] /.test(l) && l.includes("peer 2"));
+        assert.ok(warnings.length >= 1 && warnings.length <= 2, warnings.join("\n"));
+        for (const line of warnings) assert.match(line, reason);
+        // Logged once per loop that refuses it, and not again on the next pass.
+        const before = warnings.length;
+        await network.reconcile();
+        assert.equal(
+          w.log.lines.filter((l) => /^[WE] /.test(l) && l.includes("peer 2")).length,
+          before,
+        );
+      } finally {
+        ac.abort();
+        await done;
+      }
+    });
+  }
+});

@@ -41,3 +41,43 @@ export async function iperfGbps(
   if (!out.success) throw new Error(`iperf3 to ${to} failed: ${text.slice(0, 400)}`);
   return JSON.parse(text).end.sum_received.bits_per_second / 1e9;
 }
+
+export interface PathPair {
+  /** Namespaces of the iperf3 client and server pods. */
+  readonly clientNs: string;
+  readonly serverNs: string;
+  /** The server pod's address over the agent's path. */
+  readonly agentTo: string;
+  /** The server's and the client's addresses over the hand-made reference path. */
+  readonly handTo: string;
+  readonly handFrom: string;
+  readonly rounds: number;
+  readonly seconds: number;
+}
+
+/**
+ * iperf3 over the agent's path and over a hand-made reference path between the same two pods,
+ * in `rounds` rounds that alternate which path goes first (so a trend in the machine's load
+ * favours neither); Gbit/s per round for each.
+ */
+export async function interleavedIperf(p: PathPair): Promise<{ agent: number[]; hand: number[] }> {
+  const server = new Deno.Command("ip", {
+    args: ["netns", "exec", p.serverNs, "iperf3", "-s"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    const agent: number[] = [], hand: number[] = [];
+    for (let r = 0; r < p.rounds; r++) {
+      const runAgent = async () => agent.push(await iperfGbps(p.clientNs, p.agentTo, p.seconds));
+      const runHand = async () =>
+        hand.push(await iperfGbps(p.clientNs, p.handTo, p.seconds, p.handFrom));
+      for (const f of r % 2 === 0 ? [runAgent, runHand] : [runHand, runAgent]) await f();
+    }
+    return { agent, hand };
+  } finally {
+    server.kill("SIGTERM");
+    await server.status;
+  }
+}

@@ -9,7 +9,7 @@
  *   of an idle reconcile pass over 5 000 peers and of re-programming all of them after the device
  *   is deleted.
  */
-import { iperfGbps, median, report } from "./_util.ts";
+import { interleavedIperf, median, report } from "./_util.ts";
 import { sh, TestBed } from "../test/testbed.ts";
 
 const PEERS = 5000;
@@ -18,10 +18,6 @@ const SECONDS = 10;
 
 // ---------------------------------------------------------------------------------------------
 // Throughput
-
-function iperf(ns: string, to: string, bind?: string): Promise<number> {
-  return iperfGbps(ns, to, SECONDS, bind);
-}
 
 /** A second VXLAN path between the two hosts, configured by hand, for the pods' `10.250.i.2`. */
 async function handPath(bed: TestBed): Promise<void> {
@@ -60,31 +56,22 @@ async function benchThroughput(): Promise<void> {
   for (const h of bed.hosts) await h.addPod();
   await handPath(bed);
   const [client, server] = [bed.hosts[0].pods[0], bed.hosts[1].pods[0]];
-  const iperfServer = new Deno.Command("ip", {
-    args: ["netns", "exec", server.ns, "iperf3", "-s"],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  try {
-    await new Promise((r) => setTimeout(r, 300));
-    const agent: number[] = [], hand: number[] = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      // Alternate which path goes first, so a trend in the machine's load favours neither.
-      const runAgent = async () => agent.push(await iperf(client.ns, server.ip));
-      const runHand = async () => hand.push(await iperf(client.ns, "10.250.2.2", "10.250.1.2"));
-      for (const f of r % 2 === 0 ? [runAgent, runHand] : [runHand, runAgent]) await f();
-    }
-    const a = median(agent), h = median(hand);
-    report(
-      "iperf3 pod→pod TCP over flannel.1",
-      `${a.toFixed(2)} Gbit/s vs hand-made vxlan ${h.toFixed(2)}`,
-      `${(a / h).toFixed(2)}`,
-      "≥ 0.95",
-    );
-  } finally {
-    iperfServer.kill("SIGTERM");
-    await iperfServer.status;
-  }
+  const { agent, hand } = await interleavedIperf({
+    clientNs: client.ns,
+    serverNs: server.ns,
+    agentTo: server.ip,
+    handTo: "10.250.2.2",
+    handFrom: "10.250.1.2",
+    rounds: ROUNDS,
+    seconds: SECONDS,
+  });
+  const a = median(agent), h = median(hand);
+  report(
+    "iperf3 pod→pod TCP over flannel.1",
+    `${a.toFixed(2)} Gbit/s vs hand-made vxlan ${h.toFixed(2)}`,
+    `${(a / h).toFixed(2)}`,
+    "≥ 0.95",
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

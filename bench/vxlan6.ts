@@ -8,15 +8,11 @@
  * per-round ratios: the two runs of a round share the machine's load of the moment (on 2 busy
  * cores a single 10 s run varies by ±30 %), so pairing them cancels most of it.
  */
-import { iperfGbps, median, report } from "./_util.ts";
+import { interleavedIperf, median, report } from "./_util.ts";
 import { sh, TestBed } from "../test/testbed.ts";
 
 const ROUNDS = 4;
 const SECONDS = 10;
-
-function iperf(ns: string, to: string, bind?: string): Promise<number> {
-  return iperfGbps(ns, to, SECONDS, bind);
-}
 
 /**
  * A second IPv6 VXLAN path between the two hosts, configured by hand as flannel programs
@@ -87,34 +83,25 @@ export async function benchVxlan6(): Promise<void> {
   const [client, server] = [bed.hosts[0].pods[0], bed.hosts[1].pods[0]];
   await reachable(client.ns, server.ip6!);
   await reachable(client.ns, "fd00:250:2::2", "fd00:250:1::2");
-  const iperfServer = new Deno.Command("ip", {
-    args: ["netns", "exec", server.ns, "iperf3", "-s"],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  try {
-    await new Promise((r) => setTimeout(r, 300));
-    const agent: number[] = [], hand: number[] = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      const runAgent = async () => agent.push(await iperf(client.ns, server.ip6!));
-      const runHand = async () =>
-        hand.push(await iperf(client.ns, "fd00:250:2::2", "fd00:250:1::2"));
-      for (const f of r % 2 === 0 ? [runAgent, runHand] : [runHand, runAgent]) await f();
-    }
-    const a = median(agent), h = median(hand);
-    const ratio = median(agent.map((x, i) => x / hand[i]));
-    report(
-      `iperf3 pod→pod TCP over flannel-v6.1 (${SECONDS} s ×${ROUNDS})`,
-      `${a.toFixed(2)} Gbit/s vs hand-made IPv6 vxlan ${h.toFixed(2)}`,
-      `${ratio.toFixed(2)}`,
-      "≥ 0.95",
-    );
-    const runs = agent.map((x, i) => `${x.toFixed(2)}/${hand[i].toFixed(2)}`).join(" ");
-    console.log(`  (agent/hand per round, Gbit/s: ${runs})`);
-  } finally {
-    iperfServer.kill("SIGTERM");
-    await iperfServer.status;
-  }
+  const { agent, hand } = await interleavedIperf({
+    clientNs: client.ns,
+    serverNs: server.ns,
+    agentTo: server.ip6!,
+    handTo: "fd00:250:2::2",
+    handFrom: "fd00:250:1::2",
+    rounds: ROUNDS,
+    seconds: SECONDS,
+  });
+  const a = median(agent), h = median(hand);
+  const ratio = median(agent.map((x, i) => x / hand[i]));
+  report(
+    `iperf3 pod→pod TCP over flannel-v6.1 (${SECONDS} s ×${ROUNDS})`,
+    `${a.toFixed(2)} Gbit/s vs hand-made IPv6 vxlan ${h.toFixed(2)}`,
+    `${ratio.toFixed(2)}`,
+    "≥ 0.95",
+  );
+  const runs = agent.map((x, i) => `${x.toFixed(2)}/${hand[i].toFixed(2)}`).join(" ");
+  console.log(`  (agent/hand per round, Gbit/s: ${runs})`);
 }
 
 if (import.meta.main) await benchVxlan6();

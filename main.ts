@@ -239,10 +239,13 @@ async function main(args: string[]): Promise<number> {
             publicIP,
             publicIPv6,
             canReach: o.ifaceCanReach ? await routeToward(netlink, o.ifaceCanReach) : undefined,
-            defaultRoute: {
-              4: config.enableIPv4 ? await defaultRouteIndex(netlink, 4) : undefined,
-              6: config.enableIPv6 ? await defaultRouteIndex(netlink, 6) : undefined,
-            },
+            // Only read (a route dump) when no selector chooses the interface.
+            defaultRoute: o.iface.length === 0 && o.ifaceRegex.length === 0 && !o.ifaceCanReach
+              ? {
+                4: config.enableIPv4 ? await defaultRouteIndex(netlink, 4) : undefined,
+                6: config.enableIPv6 ? await defaultRouteIndex(netlink, 6) : undefined,
+              }
+              : undefined,
             ipv4: config.enableIPv4,
             ipv6: config.enableIPv6,
             ipv6Disabled: config.enableIPv6 ? await ipv6DisabledInterfaces() : undefined,

@@ -147,8 +147,8 @@ export async function defaultRouteIndex(
   family: Family,
 ): Promise<number | undefined> {
   const dst = family === 4 ? "0.0.0.0/0" : "::/0";
-  const route = (await netlink.routes({ family, table: 254 })).find((r) =>
-    r.dst === dst && (r.type ?? "unicast") === "unicast"
+  const route = (await netlink.routes({ family, table: 254, dst })).find((r) =>
+    (r.type ?? "unicast") === "unicast"
   );
   return route ? route.index ?? 0 : undefined;
 }

@@ -147,6 +147,20 @@ export function decodeRoute(msg: NetlinkMessage): DecodedRoute | undefined {
   return { route, cloned: (h.flags & RTM_F_CLONED) !== 0 };
 }
 
+/**
+ * A check of a route message's fixed header (family, prefix length, protocol) against `filter`,
+ * so that a dump decodes only the routes that can match: finding the default route among
+ * thousands of peer routes reads one byte of each instead of decoding it.
+ */
+export function routeHeaderFilter(filter: RouteFilter): (data: Uint8Array) => boolean {
+  const family = filter.family === undefined ? -1 : afOf(filter.family);
+  const dstLen = filter.dst === undefined ? -1 : cidrBytes(filter.dst).prefixLen;
+  const protocol = filter.protocol ?? -1;
+  return (data) =>
+    data.length >= 12 && (family < 0 || data[0] === family) &&
+    (dstLen < 0 || data[1] === dstLen) && (protocol < 0 || data[5] === protocol);
+}
+
 /** Whether a decoded route passes `filter` (the kernel filters too; this makes it exact). */
 export function routeMatches(route: Route, filter: RouteFilter): boolean {
   const table = filter.table ?? RT_TABLE_MAIN;

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { Buffer, decodeMessages, parseRtmsg, rt, RTM_NEWROUTE, streamBytes } from "./_codec.ts";
-import { decodeRoute, encodeRoute, encodeRouteDump, routeMatches } from "./_route.ts";
+import {
+  decodeRoute,
+  encodeRoute,
+  encodeRouteDump,
+  routeHeaderFilter,
+  routeMatches,
+} from "./_route.ts";
 import { kernelMessage } from "../../test/fakes/scripted_socket.ts";
 import type { Route } from "./types.ts";
 
@@ -92,4 +98,19 @@ Deno.test("routeMatches() applies every filter field", () => {
   assert.ok(!routeMatches(r, { index: 5 }));
   assert.ok(!routeMatches(r, { family: 6 }));
   assert.ok(!routeMatches(r, { dst: "10.5.3.0/25" }));
+});
+
+Deno.test("routeHeaderFilter() passes exactly the messages whose header fits family, length and protocol", () => {
+  const header = (r: Route) => encodeRoute(r, "set")[0];
+  const peer = header({ dst: "10.5.3.0/24", gateway: "192.168.1.2", protocol: 101 });
+  const deflt = header({ dst: "0.0.0.0/0", gateway: "192.168.1.1", protocol: 3 });
+  const v6 = header({ dst: "::/0", gateway: "fe80::1", index: 2, protocol: 3 });
+  const any = routeHeaderFilter({});
+  assert.ok(any(peer) && any(deflt) && any(v6));
+  const default4 = routeHeaderFilter({ family: 4, dst: "0.0.0.0/0" });
+  assert.deepEqual([default4(peer), default4(deflt), default4(v6)], [false, true, false]);
+  const ours = routeHeaderFilter({ protocol: 101 });
+  assert.deepEqual([ours(peer), ours(deflt), ours(v6)], [true, false, false]);
+  assert.equal(routeHeaderFilter({ family: 6, dst: "::/0" })(v6), true);
+  assert.equal(any(new Uint8Array(4)), false, "a truncated header never passes");
 });

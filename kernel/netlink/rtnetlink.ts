@@ -34,6 +34,7 @@ import {
   encodeRoute,
   encodeRouteDump,
   encodeRouteGet,
+  routeHeaderFilter,
   routeMatches,
 } from "./_route.ts";
 import { FfiNetlinkSocket, type OpenSocketOptions, type PacketSocket } from "./_socket.ts";
@@ -184,8 +185,9 @@ class RtNetlink implements Netlink {
       throw err;
     }
     const out: Route[] = [];
+    const mayMatch = routeHeaderFilter(filter);
     for (const m of msgs) {
-      if (m.type !== RTM_NEWROUTE) continue;
+      if (m.type !== RTM_NEWROUTE || !mayMatch(m.data)) continue;
       const r = decodeRoute(m);
       if (r && !r.cloned && routeMatches(r.route, filter)) out.push(r.route);
     }

@@ -30,6 +30,12 @@ export interface AgentDeps {
   readonly log: Logger;
   /** Where the agent and its backend count what they do (served at `/metrics`). */
   readonly metrics: FlannelMetrics;
+  /**
+   * The first network config request, started by the caller as early as it can so that the
+   * request overlaps its own start-up work; settled as a result, never rejected. Later attempts
+   * (after a failure) go to `manager.getNetworkConfig()`.
+   */
+  readonly firstConfig?: Promise<Settled<NetworkConfig>>;
   /** Chooses the external interface once the config (and so the IP stack) is known. */
   selectInterface(config: NetworkConfig): Promise<ExternalInterface>;
   loadBackend(type: string): Promise<BackendFactory>;
@@ -72,13 +78,28 @@ export class AgentError extends Error {
   }
 }
 
+/** A promise's outcome as a value, so that it can wait unobserved without an unhandled rejection. */
+export type Settled<T> = { readonly value: T } | { readonly error: unknown };
+
+/** `promise` settled as a value (see {@link Settled}). */
+export function settled<T>(promise: Promise<T>): Promise<Settled<T>> {
+  return promise.then((value) => ({ value }), (error) => ({ error }));
+}
+
 async function untilConfig(
   deps: AgentDeps,
   opts: AgentOptions,
 ): Promise<NetworkConfig | undefined> {
   let lastMessage = "";
+  let first = deps.firstConfig;
   while (!opts.signal.aborted) {
     try {
+      if (first) {
+        const outcome = await first;
+        first = undefined;
+        if ("error" in outcome) throw outcome.error;
+        return outcome.value;
+      }
       return await deps.manager.getNetworkConfig({ signal: opts.signal });
     } catch (err) {
       if (opts.signal.aborted) return undefined;

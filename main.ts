@@ -9,7 +9,7 @@
  *
  *   deno run -A main.ts --etcd-endpoints=http://127.0.0.1:2379 --iface=eth0
  */
-import { AgentError, runAgent } from "./agent.ts";
+import { AgentError, runAgent, type Settled, settled } from "./agent.ts";
 import { selectExternalInterface } from "./backends/external_interface.ts";
 import { loadBackend } from "./backends/mod.ts";
 import { FlagError } from "./cli/flags.ts";
@@ -22,6 +22,7 @@ import {
 } from "./cli/options.ts";
 import {
   defaultRouteIndex,
+  type HostInterface,
   hostInterfaces,
   ipv6DisabledInterfaces,
   routeToward,
@@ -171,6 +172,10 @@ async function main(args: string[]): Promise<number> {
     return 1;
   }
   const { manager } = store;
+  const root = new AbortController();
+  // The config request goes out now and is answered while the rest of start-up (health server,
+  // netlink, the host's interfaces) runs.
+  const firstConfig = settled(manager.getNetworkConfig({ signal: root.signal }));
   // As in flannel's main.go: addresses pinned by the datastore (kube node-public-ip annotations) win.
   let publicIP = o.publicIP, publicIPv6 = o.publicIPv6;
   try {
@@ -181,7 +186,6 @@ async function main(args: string[]): Promise<number> {
     log.warn(`Could not read the node's stored public IPs: ${describeError(err)}`);
   }
 
-  const root = new AbortController();
   // As in flannel's main.go: the health server starts before anything can block.
   const health = new Health();
   let server: HealthServer | undefined;
@@ -219,20 +223,33 @@ async function main(args: string[]): Promise<number> {
   trimPeriodically(TRIM_INTERVAL_MS, root.signal);
 
   const netlink = openNetlink();
+  // Read while the config request is in flight; used if the config comes within a second (not
+  // after retries, when the host may have changed) and the network is IPv4-only (with IPv6,
+  // start-up may wait for duplicate address detection).
+  let firstInterfaces: Promise<Settled<HostInterface[]>> | undefined = settled(
+    hostInterfaces(netlink),
+  );
+  const interfacesAt = Date.now();
   try {
     await runAgent({
       manager,
       netlink,
       log,
       metrics,
-      selectInterface: async (config) =>
-        selectExternalInterface(
-          await hostInterfaces(netlink, {
-            // IPv6 only: at boot its addresses are tentative for about a second.
-            settleMs: config.enableIPv6 ? 3000 : 0,
-            onWait: (pending) =>
-              log.info(`Waiting for duplicate address detection of ${pending.join(", ")}`),
-          }),
+      firstConfig,
+      selectInterface: async (config) => {
+        const early = firstInterfaces && !config.enableIPv6 && Date.now() - interfacesAt < 1000
+          ? await firstInterfaces
+          : undefined;
+        firstInterfaces = undefined;
+        const ifaces = early && "value" in early ? early.value : await hostInterfaces(netlink, {
+          // IPv6 only: at boot its addresses are tentative for about a second.
+          settleMs: config.enableIPv6 ? 3000 : 0,
+          onWait: (pending) =>
+            log.info(`Waiting for duplicate address detection of ${pending.join(", ")}`),
+        });
+        return selectExternalInterface(
+          ifaces,
           {
             iface: o.iface,
             ifaceRegex: o.ifaceRegex,
@@ -251,7 +268,8 @@ async function main(args: string[]): Promise<number> {
             ipv6Disabled: config.enableIPv6 ? await ipv6DisabledInterfaces() : undefined,
           },
           log,
-        ),
+        );
+      },
       loadBackend,
       writeSubnetFile: (content) => writeSubnetFile(o.subnetFile, content),
       notify: (state) => sdNotify(state, { NOTIFY_SOCKET: Deno.env.get("NOTIFY_SOCKET") }),

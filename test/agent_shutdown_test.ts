@@ -4,11 +4,11 @@
  */
 import { unservedMetrics } from "../util/metrics.ts";
 import assert from "node:assert/strict";
-import { runAgent } from "../agent.ts";
+import { type AgentDeps, runAgent, settled } from "../agent.ts";
 import createAllocBackend from "../backends/alloc.ts";
 import type { BackendFactory } from "../backends/mod.ts";
 import type { TrafficManager } from "../kernel/firewall/mod.ts";
-import { parseNetworkConfig } from "../subnet/config.ts";
+import { ConfigError, parseNetworkConfig } from "../subnet/config.ts";
 import { parseIP4, parseIP4Net } from "../subnet/ip.ts";
 import { type Lease, LeaseRevokedError } from "../subnet/mod.ts";
 import { Health } from "../util/health.ts";
@@ -33,7 +33,7 @@ async function slowToStop(signal: AbortSignal, ended: Set<string>, name: string)
   ended.add(name);
 }
 
-function start(manager = new FakeSubnetManager(config, own)) {
+function start(manager = new FakeSubnetManager(config, own), extra: Partial<AgentDeps> = {}) {
   const ended = new Set<string>();
   const netlink = new FakeNetlink();
   const eth0 = netlink.seedLink("eth0", { addresses: ["192.168.1.10/24"] });
@@ -67,6 +67,7 @@ function start(manager = new FakeSubnetManager(config, own)) {
     createTrafficManager: () => traffic,
     health: new Health(),
     runWatchdog: (opts) => slowToStop(opts.signal, ended, "watchdog"),
+    ...extra,
   }, {
     subnetFile: "/nonexistent/subnet.env",
     ipMasq: true,
@@ -109,4 +110,32 @@ Deno.test("runAgent() on revocation stops its loops itself, without the root sig
   assert.deepEqual(await a.done, ["traffic rules", "watchdog"]);
   assert.ok(a.log.lines.includes("I Lease has been revoked. Shutting down daemon."));
   assert.equal(a.ac.signal.aborted, false);
+});
+
+Deno.test("runAgent() takes the config from the request started before it, and asks again after it failed", async (t) => {
+  class Counting extends FakeSubnetManager {
+    configRequests = 0;
+    override getNetworkConfig() {
+      this.configRequests++;
+      return super.getNetworkConfig();
+    }
+  }
+  await t.step("answered: no second request", async () => {
+    const manager = new Counting(config, own);
+    const a = start(manager, { firstConfig: settled(Promise.resolve(config)) });
+    await eventually(() => a.log.lines.includes("I Running backend."), 5000, "the agent running");
+    assert.equal(manager.configRequests, 0);
+    a.ac.abort();
+    await a.done;
+  });
+  await t.step("failed: logged, then the manager is asked", async () => {
+    const manager = new Counting(config, own);
+    const first = settled(Promise.reject(new ConfigError("flannel config not found")));
+    const a = start(manager, { firstConfig: first });
+    await eventually(() => a.log.lines.includes("I Running backend."), 5000, "the agent running");
+    assert.ok(a.log.lines.includes("E Couldn't fetch network config: flannel config not found"));
+    assert.equal(manager.configRequests, 1);
+    a.ac.abort();
+    await a.done;
+  });
 });

@@ -78,6 +78,9 @@ export function normalizePrefix(prefix: string): string {
   return "/" + parts.join("/");
 }
 
+/** Every lease as listed at one revision. */
+type Listing = { leases: StoredLease[]; revision: bigint };
+
 interface StoredLease {
   key: string;
   kv: KeyValue;
@@ -145,7 +148,7 @@ export class EtcdSubnetManager implements SubnetManager {
   }
 
   /** Lists and decodes every lease; undecodable keys or values are skipped with a warning. */
-  async #listLeases(options?: SignalOptions): Promise<{ leases: StoredLease[]; revision: bigint }> {
+  async #listLeases(options?: SignalOptions): Promise<Listing> {
     const { kvs, revision } = await this.#kv.range(this.subnetsPrefix, options);
     const leases: StoredLease[] = [];
     const present = new Set<string>();
@@ -198,8 +201,7 @@ export class EtcdSubnetManager implements SubnetManager {
   async acquireLease(attrs: LeaseAttrs, options?: SignalOptions): Promise<Lease> {
     let lastError: unknown;
     for (let attempt = 1; attempt <= ACQUIRE_ATTEMPTS; attempt++) {
-      const config = await this.getNetworkConfig(options);
-      const lease = await this.#tryAcquire(config, attrs, options);
+      const lease = await this.#tryAcquire(attrs, options);
       if (lease) return lease;
       lastError = new Error("another node created the same subnet first");
       this.#log.info(`Subnet collision with another node, retrying (attempt ${attempt})`);
@@ -212,13 +214,43 @@ export class EtcdSubnetManager implements SubnetManager {
     });
   }
 
-  /** One pass of flannel pkg/subnet/etcd/local_manager.go (AcquireLease); `undefined` means "lost a creation race, try again". */
-  async #tryAcquire(
+  /**
+   * One pass of flannel pkg/subnet/etcd/local_manager.go (AcquireLease); `undefined` means "lost
+   * a creation race, try again". The config, the listing and a fresh etcd lease are requested at
+   * once (one round trip instead of three); the etcd lease is revoked unless it ends up holding
+   * our key.
+   */
+  async #tryAcquire(attrs: LeaseAttrs, options?: SignalOptions): Promise<Lease | undefined> {
+    const [configR, listedR, grantR] = await Promise.allSettled([
+      this.getNetworkConfig(options),
+      this.#listLeases(options),
+      this.#kv.grantLease(LEASE_TTL_SECONDS, options),
+    ]);
+    let spare = grantR.status === "fulfilled" ? grantR.value : undefined;
+    try {
+      for (const r of [configR, listedR, grantR]) if (r.status === "rejected") throw r.reason;
+      const lease = await this.#acquireWith(
+        (configR as PromiseFulfilledResult<NetworkConfig>).value,
+        (listedR as PromiseFulfilledResult<Listing>).value,
+        spare!,
+        attrs,
+        options,
+      );
+      if (lease && this.#own?.leaseId === spare?.id) spare = undefined; // it holds our key now
+      return lease;
+    } finally {
+      if (spare) await this.#kv.revokeLease(spare.id).catch(() => {});
+    }
+  }
+
+  /** {@link #tryAcquire} once the config, the listing and an unused etcd lease (`grant`) are in. */
+  async #acquireWith(
     config: NetworkConfig,
+    listed: Listing,
+    grant: { id: string; ttl: number },
     attrs: LeaseAttrs,
     options?: SignalOptions,
   ): Promise<Lease | undefined> {
-    const listed = await this.#listLeases(options);
     const leases = listed.leases;
     // The watch that follows starts from this listing instead of listing all leases again
     // (with thousands of leases that second listing costs as much as the first).
@@ -235,7 +267,7 @@ export class EtcdSubnetManager implements SubnetManager {
             mine.ipv6Subnet ? formatIP6Net(mine.ipv6Subnet) : "::/0"
           }) for current IP (${formatIP4(attrs.publicIP)}), reusing`,
         );
-        return await this.#update(stored, attrs, value, options);
+        return await this.#update(stored, attrs, value, grant, options);
       }
       this.#log.info(
         `Lease (ip: ${formatIP4Net(mine.subnet)}) for current IP (${
@@ -268,17 +300,11 @@ export class EtcdSubnetManager implements SubnetManager {
     });
 
     const key = this.#keyOf(subnet, ipv6Subnet);
-    const grant = await this.#kv.grantLease(LEASE_TTL_SECONDS, options);
-    let created = false;
-    try {
-      created = await this.#kv.createIfAbsent(key, value, { ...options, lease: grant.id });
-    } finally {
-      if (!created) await this.#kv.revokeLease(grant.id).catch(() => {});
+    if (!await this.#kv.createIfAbsent(key, value, { ...options, lease: grant.id })) {
+      return undefined;
     }
-    if (!created) return undefined;
     if (ipv6Subnet && await this.#lostDualStackRace(config, key, subnet, ipv6Subnet, options)) {
       await this.#kv.delete(key, options).catch(() => {});
-      await this.#kv.revokeLease(grant.id).catch(() => {});
       return undefined;
     }
     this.#own = { key, leaseId: grant.id, attrs };
@@ -317,13 +343,15 @@ export class EtcdSubnetManager implements SubnetManager {
   }
 
   /**
-   * Re-puts an existing lease with our attributes. An ordinary lease moves to a fresh 24 h etcd
-   * lease (and the old one is revoked); a reservation (no etcd lease) stays a reservation.
+   * Re-puts an existing lease with our attributes. An ordinary lease moves to the fresh 24 h etcd
+   * lease `grant` (and the old one is revoked); a reservation (no etcd lease) stays a reservation
+   * (and `grant` stays unused: the lease returned has no expiration).
    */
   async #update(
     stored: StoredLease,
     attrs: LeaseAttrs,
     value: string,
+    grant: { id: string; ttl: number },
     options?: SignalOptions,
   ): Promise<Lease> {
     const reservation = stored.kv.lease === "0";
@@ -332,7 +360,6 @@ export class EtcdSubnetManager implements SubnetManager {
     if (reservation) {
       await this.#kv.put(stored.key, value, options);
     } else {
-      const grant = await this.#kv.grantLease(LEASE_TTL_SECONDS, options);
       await this.#kv.put(stored.key, value, { ...options, lease: grant.id });
       await this.#kv.revokeLease(stored.kv.lease).catch(() => {});
       leaseId = grant.id;

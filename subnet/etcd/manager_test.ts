@@ -121,7 +121,75 @@ Deno.test("acquireLease() reuses a reservation and keeps it a reservation", asyn
   assert.equal(lease.expiration, undefined);
   const { kv: stored } = await kv.get(keyOf("10.3.20.0/24"));
   assert.deepEqual([stored?.lease, stored?.value], ["0", value("192.168.3.20")]);
-  assert.deepEqual(calls(kv, "grantLease"), [], "no etcd lease for a reservation");
+  // The etcd lease requested along with the listing is not needed for a reservation: revoked.
+  const revoked = calls(kv, "revokeLease").map((c) => c.args[0] as string);
+  assert.equal(revoked.length, calls(kv, "grantLease").length);
+  for (const id of revoked) assert.equal(await kv.leaseTimeToLive(id), -1);
+});
+
+Deno.test("acquireLease() asks for config, listing and etcd lease at once, and leaves no etcd lease it did not use", async (t) => {
+  const granted = (kv: MemoryEtcd) => calls(kv, "grantLease").length;
+  /** Every etcd lease ever granted by `kv`, recorded as it answers. */
+  const grants = new WeakMap<MemoryEtcd, string[]>();
+  const recording = (kv: MemoryEtcd) => {
+    const grant = kv.grantLease.bind(kv);
+    const ids: string[] = [];
+    grants.set(kv, ids);
+    kv.grantLease = async (ttl, opts) => {
+      const g = await grant(ttl, opts);
+      ids.push(g.id);
+      return g;
+    };
+    return kv;
+  };
+  const alive = async (kv: MemoryEtcd) => {
+    let n = 0;
+    for (const id of grants.get(kv)!) if (await kv.leaseTimeToLive(id) > 0) n++;
+    return n;
+  };
+  await t.step("a new subnet: one etcd lease, holding the key", async () => {
+    const kv = await etcd();
+    const lease = await manager(kv).acquireLease(attrs("192.168.7.1"));
+    const { kv: stored } = await kv.get(keyOf(formatIP4Net(lease.subnet)));
+    assert.equal(granted(kv), 1);
+    assert.equal(await kv.leaseTimeToLive(stored!.lease), 86_400);
+    assert.deepEqual(calls(kv, "revokeLease"), []);
+  });
+  await t.step("the listing fails: the etcd lease granted with it is revoked", async () => {
+    const kv = recording(await etcd());
+    kv.failNext("range");
+    await assert.rejects(manager(kv).acquireLease(attrs("192.168.7.2")), /unavailable/);
+    assert.equal(granted(kv), 1);
+    assert.equal(await alive(kv), 0);
+  });
+  await t.step("the config is missing: the etcd lease is revoked", async () => {
+    const kv = recording(new MemoryEtcd());
+    await assert.rejects(manager(kv).acquireLease(attrs("192.168.7.3")), /config not found/);
+    assert.equal(granted(kv), 1);
+    assert.equal(await alive(kv), 0);
+  });
+  await t.step(
+    "a lost creation race: that pass's etcd lease is revoked, the retry's holds",
+    async () => {
+      const kv = recording(await etcd());
+      const m = manager(kv);
+      // Another node creates the subnet the first pass will pick, between its listing and its txn.
+      const original = kv.createIfAbsent.bind(kv);
+      let raced = false;
+      kv.createIfAbsent = async (key, value, opts) => {
+        if (!raced) {
+          raced = true;
+          await original(key, '{"PublicIP":"192.168.7.99","PublicIPv6":null}');
+        }
+        return original(key, value, opts);
+      };
+      const lease = await m.acquireLease(attrs("192.168.7.4"));
+      assert.equal(granted(kv), 2);
+      assert.equal(calls(kv, "revokeLease").length, 1);
+      assert.equal(await alive(kv), 1, "only the etcd lease holding our key");
+      assert.equal(lease.attrs.publicIP, attrs("192.168.7.4").publicIP);
+    },
+  );
 });
 
 Deno.test("acquireLease() takes the previous subnet from subnet.env when it is free", async () => {

@@ -5,7 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { VERSION } from "../version.ts";
-import { COMPILE_INCLUDES, compileArgs, explainRuntimeFailure } from "./compile.ts";
+import {
+  COMPILE_INCLUDES,
+  compileArgs,
+  explainRuntimeFailure,
+  SHIPPED_V8_FLAGS,
+} from "./compile.ts";
 
 const SCRIPT = new URL("./compile.ts", import.meta.url).pathname;
 
@@ -24,6 +29,14 @@ Deno.test("compileArgs() embeds every runtime-loaded module and the small young 
   for (const f of COMPILE_INCLUDES) assert.ok(args.join(" ").includes(`--include ${f}`), f);
   assert.ok(args.includes("--v8-flags=--max-semi-space-size=1,--expose-gc"));
   assert.deepEqual(args.slice(-3), ["--output", "out/flanneld", "main.ts"]);
+});
+
+Deno.test("`deno task start` runs main.ts with the V8 flags the binary bakes in", async () => {
+  const config = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+  );
+  const command: string = config.tasks.start.command;
+  assert.equal(command, `deno run -A --v8-flags=${SHIPPED_V8_FLAGS} main.ts`);
 });
 
 Deno.test("explainRuntimeFailure() names the download problem and the DENORT_BIN fix", () => {

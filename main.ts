@@ -38,6 +38,7 @@ import { Health, type HealthServer, startHealthServer } from "./util/health.ts";
 import { createFlannelMetrics, type FlannelMetrics, Registry } from "./util/metrics.ts";
 import { runWatchdog } from "./util/watchdog.ts";
 import { trimPeriodically } from "./util/malloc_trim.ts";
+import { compactPeriodically, exposedGc } from "./util/heap.ts";
 import { createLogger, describeError, type Logger } from "./util/log.ts";
 import { VERSION } from "./version.ts";
 
@@ -212,13 +213,16 @@ async function main(args: string[]): Promise<number> {
   };
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);
-  // With --v8-flags=--expose-gc (the shipped binary's flags), a full collection every minute:
-  // V8 counts ArrayBuffers (netlink messages, HTTP chunks) as external memory and collects them
-  // only after tens of MiB, so RSS would grow by that much before the first major GC.
-  // FLANNEL_GC_STRESS=1 (the endurance tests) collects every 100 ms instead, so memory handed to
-  // the kernel but not kept alive fails at once, not after days.
-  const gc = (globalThis as { gc?: () => void }).gc;
-  const gcTimer = gc ? setInterval(gc, gcStress() ? 100 : 60_000) : undefined;
+  // With --v8-flags=--expose-gc (the shipped binary's flags), V8's memory-reducing collection 5 s
+  // after start and then every minute (util/heap.ts): V8 counts ArrayBuffers (netlink messages,
+  // HTTP chunks) as external memory and collects them only after tens of MiB, and keeps the heap
+  // that the start-up burst grew. FLANNEL_GC_STRESS=1 (the endurance tests) collects every 100 ms
+  // instead, so memory handed to the kernel but not kept alive fails at once, not after days.
+  const gc = exposedGc();
+  const gcTimer = gc && gcStress() ? setInterval(gc, 100) : undefined;
+  if (!gcStress()) {
+    compactPeriodically({ firstMs: 5_000, everyMs: 60_000, signal: root.signal });
+  }
   // Freed C heap (watch stream bodies, netlink buffers) back to the kernel after bursts.
   trimPeriodically(TRIM_INTERVAL_MS, root.signal);
 

@@ -2,6 +2,8 @@
 import {
   AF_BRIDGE,
   AF_UNSPEC,
+  attributeFormatter,
+  attributeParser,
   Buffer,
   ndmsg,
   type NetlinkMessage,
@@ -18,6 +20,12 @@ const RTN_UNICAST = 1;
 /** NDA_IFINDEX: the dump filter by device. */
 const NDA_IFINDEX = 8;
 
+/** The neighbour attributes this layer writes (NDA_DST, NDA_LLADDR). */
+const formatNeighborAttrs = attributeFormatter<rt.NeighborAttrs>({
+  dst: (out, x) => out.push(1, x.dst!),
+  lladdr: (out, x) => out.push(2, x.lladdr!),
+});
+
 /** Request body for `ip neigh replace|del IP [lladdr MAC] dev IDX nud permanent`. */
 export function encodeNeigh(n: Neigh, op: "set" | "delete"): [Buffer, StreamData] {
   const ip = ipBytes(n.ip);
@@ -33,7 +41,7 @@ export function encodeNeigh(n: Neigh, op: "set" | "delete"): [Buffer, StreamData
     flags: 0,
     type: op === "set" ? RTN_UNICAST : 0,
   });
-  return [header, rt.formatNeighborAttrs(attrs)];
+  return [header, formatNeighborAttrs(attrs)];
 }
 
 /** Request body for `bridge fdb replace|del MAC dev IDX [dst IP] self [permanent]`. */
@@ -47,7 +55,7 @@ export function encodeFdb(f: Fdb, op: "set" | "delete"): [Buffer, StreamData] {
     flags: NTF_SELF,
     type: 0,
   });
-  return [header, rt.formatNeighborAttrs(attrs)];
+  return [header, formatNeighborAttrs(attrs)];
 }
 
 /** Request body for a neighbour (`family` AF_UNSPEC) or FDB (AF_BRIDGE) dump. */
@@ -66,10 +74,16 @@ export type DecodedNeigh =
   | { kind: "fdb"; fdb: Fdb }
   | undefined;
 
+/** The neighbour attributes {@link decodeNeigh} reads (NDA_DST, NDA_LLADDR). */
+const parseNeighborAttrs = attributeParser<rt.NeighborAttrs>({
+  1: (data, obj) => obj.dst = data,
+  2: (data, obj) => obj.lladdr = data,
+});
+
 /** Decodes an RTM_NEWNEIGH / RTM_DELNEIGH payload of any family. */
 export function decodeNeigh(msg: NetlinkMessage): DecodedNeigh {
   const h = parseNdmsg(msg.data);
-  const attrs = rt.parseNeighborAttrs(msg.data.subarray(12));
+  const attrs = parseNeighborAttrs(msg.data.subarray(12));
   if (h.family === AF_BRIDGE) {
     if (!attrs.lladdr) return undefined;
     return {

@@ -20,6 +20,18 @@ export declare class AttrStream {
 }
 
 export declare function parseMessages(r: Buffer): NetlinkMessage[];
+/** Walks an attribute stream, calling `fns[type](data, obj)` for the types it has. */
+export declare function getObject<T>(
+  x: Buffer,
+  fns: Record<number, (data: Buffer, obj: T) => unknown>,
+): T;
+export declare function getU32(x: Buffer): number;
+export declare function putU32(x: number): Buffer;
+/** Emits the keys of `x` through `fns[key](out, x)`; an unknown key throws. */
+export declare function putObject<T>(
+  x: T,
+  fns: Record<string, (out: AttrStream, obj: T) => unknown>,
+): StreamData;
 export declare function formatMessage(x: {
   type: number;
   flags: number;

@@ -1,12 +1,15 @@
 /** RTM_*ROUTE messages ⇄ {@link Route}. */
 import {
   AF_UNSPEC,
+  attributeFormatter,
+  attributeParser,
   Buffer,
   type NetlinkMessage,
   parseRtmsg,
   rt,
   rtmsg,
   type StreamData,
+  structs,
 } from "./_codec.ts";
 import { afOf, cidrBytes, ipBytes, ipText, zeroAddress } from "./_text.ts";
 import type { Route, RouteFilter, RouteType } from "./types.ts";
@@ -46,6 +49,16 @@ export function defaultScope(route: Route): number {
     : RT_SCOPE_UNIVERSE;
 }
 
+/** The route attributes this layer writes (RTA_DST, RTA_OIF, RTA_GATEWAY, ...). */
+const formatRouteAttrs = attributeFormatter<rt.RouteAttrs>({
+  dst: (out, x) => out.push(1, x.dst!),
+  oif: (out, x) => out.push(4, structs.putU32(x.oif!)),
+  gateway: (out, x) => out.push(5, x.gateway!),
+  priority: (out, x) => out.push(6, structs.putU32(x.priority!)),
+  prefsrc: (out, x) => out.push(7, x.prefsrc!),
+  table: (out, x) => out.push(15, structs.putU32(x.table!)),
+});
+
 /**
  * Request body for `ip route add|replace|del`. On delete, unset fields are wildcards as with
  * `ip route del`: any scope, protocol and type.
@@ -79,7 +92,7 @@ export function encodeRoute(route: Route, op: "set" | "delete"): [Buffer, Stream
     type: routeTypeNumber(route.type ?? (set ? "unicast" : undefined)),
     flags: route.onlink ? RTNH_F_ONLINK : 0,
   });
-  return [header, rt.formatRouteAttrs(attrs)];
+  return [header, formatRouteAttrs(attrs)];
 }
 
 /** Request body for a route dump narrowed in the kernel (strict checking) by table, proto, dev. */
@@ -99,7 +112,7 @@ export function encodeRouteDump(filter: RouteFilter): [Buffer, StreamData] {
     type: 0,
     flags: 0,
   });
-  return [header, rt.formatRouteAttrs(attrs)];
+  return [header, formatRouteAttrs(attrs)];
 }
 
 /** Request body for `ip route get ADDR`. */
@@ -116,7 +129,7 @@ export function encodeRouteGet(dst: string): [Buffer, StreamData] {
     type: 0,
     flags: 0,
   });
-  return [header, rt.formatRouteAttrs({ dst: ip.bytes })];
+  return [header, formatRouteAttrs({ dst: ip.bytes })];
 }
 
 /** Decoded route plus the header bits callers of the decoder filter on. */
@@ -125,12 +138,22 @@ export interface DecodedRoute {
   cloned: boolean;
 }
 
+/** The route attributes {@link decodeRoute} reads (RTA_DST, RTA_OIF, RTA_GATEWAY, ...). */
+const parseRouteAttrs = attributeParser<rt.RouteAttrs>({
+  1: (data, obj) => obj.dst = data,
+  4: (data, obj) => obj.oif = structs.getU32(data),
+  5: (data, obj) => obj.gateway = data,
+  6: (data, obj) => obj.priority = structs.getU32(data),
+  7: (data, obj) => obj.prefsrc = data,
+  15: (data, obj) => obj.table = structs.getU32(data),
+});
+
 /** Decodes an RTM_NEWROUTE / RTM_DELROUTE payload; undefined for non-IP families. */
 export function decodeRoute(msg: NetlinkMessage): DecodedRoute | undefined {
   const h = parseRtmsg(msg.data);
   if (h.family !== 2 && h.family !== 10) return undefined;
   const family = h.family === 2 ? 4 : 6;
-  const attrs = rt.parseRouteAttrs(msg.data.subarray(12));
+  const attrs = parseRouteAttrs(msg.data.subarray(12));
   const dst = attrs.dst ?? zeroAddress(family);
   const route: Route = {
     dst: `${ipText(dst)}/${h.dstLen}`,

@@ -114,3 +114,36 @@ Deno.test("routeHeaderFilter() passes exactly the messages whose header fits fam
   assert.equal(routeHeaderFilter({ family: 6, dst: "::/0" })(v6), true);
   assert.equal(any(new Uint8Array(4)), false, "a truncated header never passes");
 });
+
+Deno.test("the route attribute tables made once write and read exactly what npm:netlink's own do", () => {
+  const attrs: rt.RouteAttrs = {
+    table: 254,
+    dst: Buffer.from([10, 5, 3, 0]),
+    gateway: Buffer.from([192, 168, 1, 2]),
+    oif: 7,
+    priority: 100,
+    prefsrc: Buffer.from([192, 168, 1, 10]),
+  };
+  const [fixed, ours] = encodeRoute({
+    dst: "10.5.3.0/24",
+    gateway: "192.168.1.2",
+    index: 7,
+    metric: 100,
+    src: "192.168.1.10",
+  }, "set");
+  assert.deepEqual(streamBytes(ours), streamBytes(rt.formatRouteAttrs(attrs)));
+  const bytes = kernelMessage(RTM_NEWROUTE, 0, 1, Buffer.concat([fixed, streamBytes(ours)]));
+  const msg = decodeMessages(bytes)[0];
+  const theirs = rt.parseRouteAttrs(msg.data.subarray(12));
+  assert.deepEqual(decodeRoute(msg)!.route, {
+    dst: "10.5.3.0/24",
+    gateway: "192.168.1.2",
+    index: theirs.oif,
+    table: theirs.table,
+    protocol: 3,
+    scope: 0,
+    type: "unicast",
+    metric: theirs.priority,
+    src: "192.168.1.10",
+  });
+});

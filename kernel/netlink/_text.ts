@@ -39,9 +39,13 @@ export function cidrBytes(text: string): CidrBytes {
   return { ...ip, prefixLen };
 }
 
-/** Formats 4 or 16 address bytes. */
+/**
+ * Formats 4 or 16 address bytes. IPv4 is the dotted quad written directly (what ipaddr.js
+ * prints, without its intermediate array and object: every decoded route formats two).
+ */
 export function ipText(bytes: Uint8Array): string {
-  if (bytes.length !== 4 && bytes.length !== 16) {
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  if (bytes.length !== 16) {
     throw new TypeError(`Cannot format IP address of ${bytes.length} bytes`);
   }
   return ipaddr.fromByteArray(Array.from(bytes)).toString();

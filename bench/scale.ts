@@ -21,7 +21,11 @@ import { AgentProcess } from "../test/agent_process.ts";
 import type { FakeApiServer } from "../test/fake_apiserver.ts";
 import { bareNode, flannelNode } from "../test/kube_harness.ts";
 import { type Host, sh, TestBed } from "../test/testbed.ts";
+import { SHIPPED_V8_FLAGS } from "../scripts/compile.ts";
 import { report, rssMiB } from "./_util.ts";
+
+/** `deno run` options for the compiled binary's V8 flags. */
+const SHIPPED = [`--v8-flags=${SHIPPED_V8_FLAGS}`] as const;
 
 const SIZES = (Deno.env.get("SCALE_SIZES") ?? "100,1000,5000").split(",").map(Number);
 /** Idle window for the datastore load (two etcd watch-check periods); scaled to a minute. */
@@ -32,6 +36,11 @@ const NET_CONF = '{"Network":"10.64.0.0/10","SubnetLen":24,"Backend":{"Type":"ho
 const PREFIX = "/coreos.com/network";
 /** Leases and nodes settle this long after converging before their RSS is read. */
 const SETTLE_MS = 1500;
+/**
+ * ... and this long for the "settled" reading: past the shipped binary's first memory-reducing
+ * collection, 5 s after start (util/heap.ts).
+ */
+const SETTLED_MS = 7500;
 
 /**
  * The etcd agent's own subnet as an index into 10.64.0.0/10's /24s, once known: the agent takes
@@ -122,6 +131,7 @@ interface Point {
   convergeMs: number;
   ipBatchMs: number;
   rss: number;
+  settledRss: number;
 }
 
 /** One agent start over `n` peers: subnet.env, every route, RSS. The agent is left running. */
@@ -144,19 +154,21 @@ async function measurePoint(
     const convergeMs = (await monitor.until(n)) - t0;
     await sleep(SETTLE_MS);
     const rss = await rssMiB(agent.pid);
-    return { point: { n, startMs, convergeMs, ipBatchMs, rss }, agent };
+    await sleep(SETTLED_MS - SETTLE_MS);
+    const settledRss = await rssMiB(agent.pid);
+    return { point: { n, startMs, convergeMs, ipBatchMs, rss, settledRss }, agent };
   } finally {
     await monitor.close();
   }
 }
 
-/** Least-squares slope of RSS over the lease count, in KiB per lease. */
-function kibPerLease(points: Point[]): number {
+/** Least-squares slope of RSS (`rss` or `settledRss`) over the lease count, in KiB per lease. */
+function kibPerLease(points: Point[], key: "rss" | "settledRss" = "rss"): number {
   const mx = points.reduce((s, p) => s + p.n, 0) / points.length;
-  const my = points.reduce((s, p) => s + p.rss, 0) / points.length;
+  const my = points.reduce((s, p) => s + p[key], 0) / points.length;
   let num = 0, den = 0;
   for (const p of points) {
-    num += (p.n - mx) * (p.rss - my);
+    num += (p.n - mx) * (p[key] - my);
     den += (p.n - mx) ** 2;
   }
   return (num / den) * 1024;
@@ -181,16 +193,17 @@ function reportCurve(mode: string, what: string, points: Point[]): void {
     );
     report(
       `${mode}: ${p.n} ${what}: RSS`,
-      `${p.rss.toFixed(1)} MiB`,
+      `${p.rss.toFixed(1)} MiB at 1.5 s, ${p.settledRss.toFixed(1)} at 7.5 s`,
       `${(p.rss / first.rss).toFixed(2)}× of ${first.n}`,
       "(printed)",
     );
   }
   const slope = kibPerLease(points);
+  const settled = kibPerLease(points, "settledRss");
   report(
     `${mode}: memory per ${what.replace(/s$/, "")} (RSS slope)`,
-    `${slope.toFixed(2)} KiB`,
-    `${(slope / 4).toFixed(2)}× of 4 KiB`,
+    `${slope.toFixed(2)} KiB at 1.5 s, ${settled.toFixed(2)} at 7.5 s`,
+    `${(slope / 4).toFixed(2)}× / ${(settled / 4).toFixed(2)}× of 4 KiB`,
     "≤ 4 KiB",
   );
 }
@@ -338,46 +351,57 @@ export async function benchScale(): Promise<void> {
   let kubeAgent: AgentProcess | undefined;
   try {
     // Growth curves: etcd (after one unmeasured start, which also takes the agent's own lease).
+    // Each point twice: under `deno run` with V8's defaults, and with the compiled binary's flags.
     const etcdPoints: Point[] = [];
+    const etcdShipped: Point[] = [];
     let have = 0;
     for (const n of [0, ...SIZES]) {
       await putLeases(client, bed, have, n);
       have = n;
-      await etcdAgent?.stop();
-      const { point, agent } = await measurePoint(
-        bed,
-        etcdHost,
-        n,
-        () => etcdHost.startAgent(health),
-      );
-      etcdAgent = agent;
-      if (n > 0) etcdPoints.push(point);
-      if (ownIndex === Infinity) await learnOwnIndex(etcdHost);
+      for (const [points, denoArgs] of [[etcdPoints, []], [etcdShipped, SHIPPED]] as const) {
+        if (n === 0 && points === etcdShipped) continue;
+        await etcdAgent?.stop();
+        const { point, agent } = await measurePoint(
+          bed,
+          etcdHost,
+          n,
+          () => etcdHost.startAgent(health, { denoArgs: [...denoArgs] }),
+        );
+        etcdAgent = agent;
+        if (n > 0) points.push(point);
+        if (ownIndex === Infinity) await learnOwnIndex(etcdHost);
+      }
     }
     reportCurve("etcd", "leases", etcdPoints);
+    reportCurve("etcd (binary's V8 flags)", "leases", etcdShipped);
 
     // Growth curves: Kubernetes (after one unmeasured start, which loads its modules cold).
     const kubePoints: Point[] = [];
+    const kubeShipped: Point[] = [];
     have = 0;
     for (const n of [0, ...SIZES]) {
       addNodes(api, bed, have, n);
       have = n;
-      await kubeAgent?.stop();
-      const { point, agent } = await measurePoint(bed, kubeHost, n, () => {
-        kubeHost.agent = new AgentProcess([
-          "--kube-subnet-mgr",
-          `--kube-api-url=${api.url}`,
-          `--net-config-path=${netConf}`,
-          `--subnet-file=${kubeHost.subnetFile}`,
-          "--iface=eth0",
-          ...health,
-        ], { netns: kubeHost.ns, env: { NODE_NAME: "kube-self" } });
-        return kubeHost.agent;
-      });
-      kubeAgent = agent;
-      if (n > 0) kubePoints.push(point);
+      for (const [points, denoArgs] of [[kubePoints, []], [kubeShipped, SHIPPED]] as const) {
+        if (n === 0 && points === kubeShipped) continue;
+        await kubeAgent?.stop();
+        const { point, agent } = await measurePoint(bed, kubeHost, n, () => {
+          kubeHost.agent = new AgentProcess([
+            "--kube-subnet-mgr",
+            `--kube-api-url=${api.url}`,
+            `--net-config-path=${netConf}`,
+            `--subnet-file=${kubeHost.subnetFile}`,
+            "--iface=eth0",
+            ...health,
+          ], { netns: kubeHost.ns, env: { NODE_NAME: "kube-self" }, denoArgs: [...denoArgs] });
+          return kubeHost.agent;
+        });
+        kubeAgent = agent;
+        if (n > 0) points.push(point);
+      }
     }
     reportCurve("kube", "nodes", kubePoints);
+    reportCurve("kube (binary's V8 flags)", "nodes", kubeShipped);
 
     // The datastore's load: both agents idle (5 000 peers each), nobody else talking to either.
     await sleep(2000);

@@ -118,7 +118,8 @@ export async function benchStartup(): Promise<void> {
           denoArgs: [...denoArgs],
         });
         await agent.waitFor(new RegExp(`Synced ${PEERS} peers`), 30_000);
-        await new Promise((r) => setTimeout(r, 5000));
+        // Idle: past the first compaction the binary's flags allow (5 s after start).
+        await new Promise((r) => setTimeout(r, 7000));
         const floorPid = await childPid(floorChild.pid);
         const rss = await rssMiB(agent.pid), floorRss = await rssMiB(floorPid);
         report(

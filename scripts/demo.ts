@@ -78,7 +78,8 @@ async function iperf(from: Host, to: Host): Promise<string | undefined> {
   try {
     for (let attempt = 0; attempt < 10; attempt++) {
       await new Promise((r) => setTimeout(r, 100));
-      const out = await sh(["iperf3", "-c", to.pods[0].ip, "-t", "1", "-J"], {
+      // Bounded: an iperf3 client whose connection stalls waits for the server for ever.
+      const out = await sh(["timeout", "10", "iperf3", "-c", to.pods[0].ip, "-t", "1", "-J"], {
         netns: from.pods[0].ns,
         check: false,
       });
@@ -134,12 +135,13 @@ async function run(o: Options): Promise<boolean> {
     Backend: { Type: o.backend },
   });
   const dir = await Deno.makeTempDir({ prefix: "flanneld-demo-" });
-  const removeDir = () => {
+  const removeDir = () => Deno.removeSync(dir, { recursive: true });
+  const onSignal = () => {
     interrupted = true;
-    Deno.removeSync(dir, { recursive: true });
+    removeDir();
   };
-  Deno.addSignalListener("SIGINT", removeDir);
-  Deno.addSignalListener("SIGTERM", removeDir);
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
   let api: FakeApiServer | undefined;
   try {
     await using bed = await TestBed.create({ hosts: o.hosts, config });
@@ -217,8 +219,8 @@ async function run(o: Options): Promise<boolean> {
     return p.ok;
   } finally {
     await api?.stop();
-    Deno.removeSignalListener("SIGINT", removeDir);
-    Deno.removeSignalListener("SIGTERM", removeDir);
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
     if (!interrupted) removeDir();
   }
 }

@@ -37,6 +37,27 @@ async function leftovers(k: number): Promise<string[]> {
 
 const root = { ignore: skipUnlessRoot("demo"), sanitizeResources: false, sanitizeOps: false };
 
+Deno.test({
+  name: "a demo that fails exits 1 with the error instead of waiting for ever",
+  ...root,
+  fn: async () => {
+    // No `ip` on the PATH: building the test bed fails at its first command.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", DEMO, "--backend", "host-gw"],
+      env: { PATH: "/nonexistent" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const out = await child.output();
+    clearTimeout(timer);
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, `exit ${out.code} (${out.signal ?? "no signal"}): ${stderr}`);
+    assert.match(stderr, /NotFound|No such file|not found/i);
+  },
+});
+
 Deno.test("demo refuses unknown backends and host counts with the usage", async () => {
   for (
     const [args, want] of [

@@ -252,8 +252,9 @@ export class TestBed implements AsyncDisposable {
   }
 
   static async create(opts: TestBedOptions): Promise<TestBed> {
-    const k = await freeBedNumber();
+    const k = await claimBedNumber(); // its underlay namespace exists from here on
     const bed = new TestBed(`ft${k}`, k, opts.prefix ?? "/coreos.com/network");
+    bed.namespaces.push(bed.underlayNs);
     trackForInterrupt(bed);
     try {
       await bed.#build(opts);
@@ -266,9 +267,7 @@ export class TestBed implements AsyncDisposable {
 
   async #build(opts: TestBedOptions): Promise<void> {
     this.#dir = await Deno.makeTempDir({ prefix: `${this.id}-` });
-    const ul = this.underlayNs;
-    this.namespaces.push(ul);
-    await sh(["ip", "netns", "add", ul]);
+    const ul = this.underlayNs; // created (and listed for removal) in create()
     const inUl = (cmd: string[]) => sh(cmd, { netns: ul });
     await inUl(["ip", "link", "set", "lo", "up"]);
     await inUl(["ip", "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"]);
@@ -400,13 +399,21 @@ function trackForInterrupt(bed: TestBed): void {
   liveBeds.add(bed);
 }
 
-/** A test-bed number no other live test bed uses (its namespaces and root veth are absent). */
-async function freeBedNumber(): Promise<number> {
+/**
+ * Claims a test-bed number no other test bed uses, by creating its underlay namespace
+ * `ft<k>ul`: `ip netns add` fails when the name exists, so two test beds started at the same
+ * moment (test files run in parallel) cannot both get `k`. Looking first only skips numbers
+ * that are plainly taken; the claim is what decides.
+ */
+async function claimBedNumber(): Promise<number> {
   const netns = (await sh(["ip", "netns", "list"], { check: false })).stdout;
   const links = (await sh(["ip", "-o", "link", "show"], { check: false })).stdout;
   for (let tries = 0; tries < 1000; tries++) {
     const k = 20 + Math.floor(Math.random() * 200);
-    if (!netns.includes(`ft${k}`) && !links.includes(`ft${k}r`)) return k;
+    if (netns.includes(`ft${k}h`) || netns.includes(`ft${k}ul`) || links.includes(`ft${k}r`)) {
+      continue;
+    }
+    if ((await sh(["ip", "netns", "add", `ft${k}ul`], { check: false })).ok) return k;
   }
   throw new Error("no free test-bed number: remove stale ft* namespaces (ip netns list)");
 }

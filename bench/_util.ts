@@ -81,3 +81,17 @@ export async function interleavedIperf(p: PathPair): Promise<{ agent: number[]; 
     await server.status;
   }
 }
+
+/** Lines of a child process's stdout, each stamped with the time it arrived. */
+export function stampedLines(child: Deno.ChildProcess, onLine: (line: string, t: number) => void) {
+  return (async () => {
+    let rest = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      const t = performance.now();
+      rest += chunk;
+      const parts = rest.split("\n");
+      rest = parts.pop()!;
+      for (const p of parts) onLine(p, t);
+    }
+  })();
+}

@@ -10,7 +10,7 @@
 import { EtcdClient } from "../subnet/etcd/client.ts";
 import { sh, TestBed } from "../test/testbed.ts";
 import { SHIPPED_V8_FLAGS } from "../scripts/compile.ts";
-import { median, percentile, report, rssMiB } from "./_util.ts";
+import { median, percentile, report, rssMiB, stampedLines } from "./_util.ts";
 
 const LEASES = 5000;
 const CONVERGE = 50;
@@ -18,20 +18,6 @@ const PREFIX = "/coreos.com/network";
 
 function leaseSubnet(i: number): string {
   return `10.${64 + (i >> 8)}.${i & 255}.0`;
-}
-
-/** Lines of a child process's stdout, each stamped with the time it arrived. */
-function stampedLines(child: Deno.ChildProcess, onLine: (line: string, t: number) => void) {
-  return (async () => {
-    let rest = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      const t = performance.now();
-      rest += chunk;
-      const parts = rest.split("\n");
-      rest = parts.pop()!;
-      for (const p of parts) onLine(p, t);
-    }
-  })();
 }
 
 async function countRoutes(ns: string): Promise<number> {

@@ -22,7 +22,7 @@ import type { FakeApiServer } from "../test/fake_apiserver.ts";
 import { bareNode, flannelNode } from "../test/kube_harness.ts";
 import { type Host, sh, TestBed } from "../test/testbed.ts";
 import { SHIPPED_V8_FLAGS } from "../scripts/compile.ts";
-import { report, rssMiB } from "./_util.ts";
+import { report, rssMiB, stampedLines } from "./_util.ts";
 
 /** `deno run` options for the compiled binary's V8 flags. */
 const SHIPPED = [`--v8-flags=${SHIPPED_V8_FLAGS}`] as const;
@@ -74,19 +74,10 @@ class RouteMonitor {
       stderr: "null",
     }).spawn();
     this.#child = child;
-    this.#reading = (async () => {
-      let rest = "";
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        const t = performance.now();
-        rest += chunk;
-        const lines = rest.split("\n");
-        rest = lines.pop()!;
-        for (const line of lines) {
-          const m = /^(10\.\d+\.\d+\.0)\/24 via .* proto 101/.exec(line);
-          if (m) this.seen.set(m[1], t);
-        }
-      }
-    })();
+    this.#reading = stampedLines(child, (line, t) => {
+      const m = /^(10\.\d+\.\d+\.0)\/24 via .* proto 101/.exec(line);
+      if (m) this.seen.set(m[1], t);
+    });
   }
 
   /** Waits until `n` routes were seen; the time the last of them appeared. */
@@ -271,16 +262,9 @@ async function benchBurst(
   }).spawn();
   const wanted = new Set(subnets.map((s) => `${PREFIX}/subnets/${s}-24`));
   let watched = 0, watchLast = 0;
-  const watching = (async () => {
-    let rest = "";
-    for await (const chunk of watch.stdout.pipeThrough(new TextDecoderStream())) {
-      const t = performance.now();
-      rest += chunk;
-      const lines = rest.split("\n");
-      rest = lines.pop()!;
-      for (const l of lines) if (wanted.delete(l)) (watched++, watchLast = t);
-    }
-  })();
+  const watching = stampedLines(watch, (line, t) => {
+    if (wanted.delete(line)) (watched++, watchLast = t);
+  });
   const monitor = new RouteMonitor(host.ns);
   try {
     await sleep(500);

@@ -37,8 +37,8 @@ import { createTrafficManager } from "./kernel/firewall/mod.ts";
 import { Health, type HealthServer, startHealthServer } from "./util/health.ts";
 import { createFlannelMetrics, type FlannelMetrics, Registry } from "./util/metrics.ts";
 import { runWatchdog } from "./util/watchdog.ts";
-import { trimPeriodically } from "./util/malloc_trim.ts";
-import { compactPeriodically, exposedGc } from "./util/heap.ts";
+import { TRIM_INTERVAL_MS, trimPeriodically } from "./util/malloc_trim.ts";
+import { COMPACTION, compactPeriodically, exposedGc } from "./util/heap.ts";
 import { createLogger, describeError, type Logger } from "./util/log.ts";
 import { VERSION } from "./version.ts";
 
@@ -67,9 +67,6 @@ function watchCheckMs(log: Logger): number | undefined {
   log.error(`Ignoring FLANNEL_ETCD_WATCH_CHECK_MS="${text}": expected milliseconds, at least 100`);
   return undefined;
 }
-
-/** How often freed C heap memory is handed back to the kernel (`util/malloc_trim.ts`). */
-const TRIM_INTERVAL_MS = 2_000;
 
 /** `FLANNEL_GC_STRESS=1`: collect garbage every 100 ms (with `--expose-gc`; endurance tests). */
 function gcStress(): boolean {
@@ -221,7 +218,7 @@ async function main(args: string[]): Promise<number> {
   const gc = exposedGc();
   const gcTimer = gc && gcStress() ? setInterval(gc, 100) : undefined;
   if (!gcStress()) {
-    compactPeriodically({ firstMs: 5_000, everyMs: 60_000, signal: root.signal });
+    compactPeriodically({ ...COMPACTION, signal: root.signal });
   }
   // Freed C heap (watch stream bodies, netlink buffers) back to the kernel after bursts.
   trimPeriodically(TRIM_INTERVAL_MS, root.signal);

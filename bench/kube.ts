@@ -11,8 +11,8 @@
 import { LeaseWatcher } from "../subnet/lease_watcher.ts";
 import { createKubeSubnetManager } from "../subnet/kube/mod.ts";
 import { silentLogger } from "../util/log.ts";
-import { trimPeriodically } from "../util/malloc_trim.ts";
-import { compactPeriodically } from "../util/heap.ts";
+import { TRIM_INTERVAL_MS, trimPeriodically } from "../util/malloc_trim.ts";
+import { COMPACTION, compactPeriodically } from "../util/heap.ts";
 import { SHIPPED_V8_FLAGS } from "../scripts/compile.ts";
 import type { FakeApiServer as FakeApiServerType } from "../test/fake_apiserver.ts";
 import { median, report, rssMiB } from "./_util.ts";
@@ -72,8 +72,9 @@ async function child(url: string, netConfigPath: string): Promise<void> {
   });
   const watcher = new LeaseWatcher(undefined);
   const ac = new AbortController();
-  trimPeriodically(2000, ac.signal); // as main.ts does
-  compactPeriodically({ firstMs: 5_000, everyMs: 60_000, signal: ac.signal }); // with --expose-gc
+  // As main.ts does (the compaction only with --expose-gc).
+  trimPeriodically(TRIM_INTERVAL_MS, ac.signal);
+  compactPeriodically({ ...COMPACTION, signal: ac.signal });
   (async () => {
     for await (const _ of Deno.stdin.readable) { /* until closed */ }
     ac.abort();

@@ -10,6 +10,9 @@
  * minute.
  */
 
+/** When the agent compacts: 5 s after start, then once a minute (main.ts and its benchmarks). */
+export const COMPACTION = { firstMs: 5_000, everyMs: 60_000 } as const;
+
 type Gc = (options?: { type: "major"; execution: "sync"; flavor: "last-resort" }) => void;
 
 /** `globalThis.gc` when the process runs with `--expose-gc`. */

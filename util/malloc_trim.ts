@@ -8,6 +8,9 @@
  * MiB). A trim with nothing to give back costs microseconds.
  */
 
+/** How often the agent trims (main.ts and its benchmarks). */
+export const TRIM_INTERVAL_MS = 2_000;
+
 /** The symbol table (checked by test/ffi_memory_test.ts with every other FFI table). */
 export const LIBC_SYMBOLS = { malloc_trim: { parameters: ["usize"], result: "i32" } } as const;
 
